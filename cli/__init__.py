@@ -1,0 +1,1 @@
+"""The ``polyamp`` command line (installed as the ``polyamp.cli`` package)."""

@@ -1,0 +1,46 @@
+"""Turns user errors into one line on stderr and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def quiet_libraries() -> None:
+    """Silences TensorFlow's C++ logs and library warnings that say nothing to a user."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    warnings.filterwarnings("ignore", message="Couldn't find ffmpeg or avconv")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="mir_eval")
+
+
+def fail(message: str, exit_code: int) -> None:
+    """Prints ``error: message`` on stderr and exits with ``exit_code``."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(exit_code)
+
+
+def handle_errors(function: F) -> F:
+    """Decorator for CLI commands: PolyampError -> one line + its exit code; Ctrl-C -> exit 130."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from polyamp.errors import PolyampError
+
+        try:
+            return function(*args, **kwargs)
+        except PolyampError as error:
+            fail(str(error), error.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except MemoryError:
+            fail("out of memory; try a smaller batch size or window (see --gin-param)", 6)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,283 @@
+"""``polyamp``: train, evaluate and run transcription models.
+
+Examples::
+
+    polyamp train --model-type melodic --examples-path data/train.tfrecord-* \\
+        --model-dir models --model-id my-run --gin-file melodic/small.gin --num-steps 2000
+    polyamp eval --model-type melodic --examples-path data/test.tfrecord-* --model-dir models --load-id my-run
+    polyamp transcribe song.flac --model-dir models --load-id my-run --qpm 96
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import handle_errors, quiet_libraries
+
+app = typer.Typer(
+    name="polyamp",
+    help="PolyAMP: polyphonic audio to MIDI transcription (train, eval, transcribe).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+MODEL_TYPES = ("melodic",)
+
+
+def _model_type(value: str) -> str:
+    normalized = value.strip().lower()
+    if normalized not in MODEL_TYPES:
+        raise typer.BadParameter(f"{value!r} is not one of: {', '.join(MODEL_TYPES)}")
+    return normalized
+
+
+ModelType = Annotated[
+    str,
+    typer.Option("--model-type", "--model_type", callback=_model_type, help="Model type (melodic; MELODIC accepted)."),
+]
+ModelDir = Annotated[
+    Path, typer.Option("--model-dir", "--model_dir", help="Folder holding <model-type>/<model-id>/ checkpoints.")
+]
+ExamplesPath = Annotated[
+    str,
+    typer.Option(
+        "--examples-path",
+        "--examples_path",
+        help="Comma-separated TFRecord globs (a/train.tfrecord-*,b/*.tfrecord), or a MAESTRO / audio+MIDI folder.",
+    ),
+]
+LoadId = Annotated[
+    str, typer.Option("--load-id", "--load_id", help="Checkpoint id to load; '*' = the most recent of any id.")
+]
+HParams = Annotated[
+    Optional[str],
+    typer.Option("--hparams", help='JSON hparam overrides, e.g. \'{"frames_true_weighing":3}\'.'),
+]
+GinFiles = Annotated[
+    Optional[list[str]],
+    typer.Option("--gin-file", "--gin_file", help="Gin file by path or built-in name (melodic/small.gin); repeatable."),
+]
+GinParams = Annotated[
+    Optional[list[str]],
+    typer.Option("--gin-param", "--gin_param", help="Gin binding such as 'train.num_steps = 500'; repeatable."),
+]
+
+
+@app.callback()
+def main() -> None:
+    """PolyAMP command line."""
+    quiet_libraries()
+
+
+@app.command()
+@handle_errors
+def train(
+    examples_path: ExamplesPath,
+    model_dir: ModelDir = Path("models"),
+    model_type: ModelType = "melodic",
+    model_id: Annotated[
+        str, typer.Option("--model-id", "--model_id", help="Run id: checkpoints go to <model-dir>/<type>/<id>/.")
+    ] = "default",
+    load_id: Annotated[
+        Optional[str],
+        typer.Option("--load-id", "--load_id", help="Start from this id's latest weights when <model-id> is new."),
+    ] = None,
+    hparams: HParams = None,
+    gin_file: GinFiles = None,
+    gin_param: GinParams = None,
+    num_steps: Annotated[
+        Optional[int], typer.Option("--num-steps", "--num_steps", help="Total training steps of the run.")
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed for reproducible runs.")] = None,
+) -> None:
+    """Train a model; resumes from the run's latest checkpoint."""
+    from polyamp.training import configure_training
+    from polyamp.training import train as run_training
+
+    from .render import training_progress
+
+    configure_training(model_dir, model_type, model_id, gin_file or [], gin_param or [], hparams)
+    options = {"num_steps": num_steps} if num_steps is not None else {}
+    if seed is not None:
+        options["seed"] = seed
+    with training_progress() as progress:
+        result = run_training(
+            examples_path=examples_path,
+            model_dir=model_dir,
+            model_type=model_type,
+            model_id=model_id,
+            load_id=load_id,
+            progress=progress,
+            **options,
+        )
+    from .render import print_training_result
+
+    print_training_result(result)
+
+
+@app.command("eval")
+@handle_errors
+def evaluate(
+    examples_path: ExamplesPath,
+    model_dir: ModelDir = Path("models"),
+    model_type: ModelType = "melodic",
+    load_id: LoadId = "*",
+    eval_num_steps: Annotated[
+        Optional[int],
+        typer.Option("--eval-num-steps", "--eval_num_steps", help="Evaluate at most this many examples."),
+    ] = None,
+    output_json: Annotated[
+        Optional[Path],
+        typer.Option("--output-json", help="Metrics JSON path (default: <run>/eval/metrics-<step>.json)."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split of a MAESTRO folder to evaluate.")] = "test",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --output-json.")] = False,
+    hparams: HParams = None,
+    gin_file: GinFiles = None,
+    gin_param: GinParams = None,
+) -> None:
+    """Evaluate a checkpoint with mir_eval frame and note metrics."""
+    from polyamp.evaluation import evaluate as run_evaluation
+    from polyamp.loading import load_components
+
+    from .render import evaluation_progress, print_evaluation
+
+    components, checkpoint = load_components(model_dir, model_type, load_id, hparams, gin_file or [], gin_param or [])
+    with evaluation_progress(eval_num_steps) as progress:
+        result = run_evaluation(
+            examples_path=examples_path,
+            model_dir=model_dir,
+            model_type=model_type,
+            load_id=load_id,
+            eval_num_steps=eval_num_steps,
+            output_json=output_json,
+            overwrite=overwrite or output_json is None,
+            split=split,
+            progress=progress,
+            components=components,
+            checkpoint=checkpoint,
+        )
+    print_evaluation(result)
+
+
+@app.command()
+@handle_errors
+def transcribe(
+    audio: Annotated[list[str], typer.Argument(help="Audio files, folders or globs (WAV, FLAC, MP3, OGG).")],
+    model_dir: ModelDir = Path("models"),
+    model_type: ModelType = "melodic",
+    load_id: LoadId = "*",
+    output_dir: Annotated[
+        Optional[Path], typer.Option("--output-dir", help="Where MIDI files go (default: beside each input).")
+    ] = None,
+    transcribed_file_suffix: Annotated[
+        str,
+        typer.Option(
+            "--transcribed-file-suffix", "--transcribed_file_suffix", help="Added to the input's stem before .mid."
+        ),
+    ] = ".polyamp",
+    qpm: Annotated[float, typer.Option("--qpm", help="Tempo written to the MIDI file (beats per minute).")] = 120.0,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing MIDI files.")] = False,
+    hparams: HParams = None,
+    gin_file: GinFiles = None,
+    gin_param: GinParams = None,
+) -> None:
+    """Transcribe audio files to MIDI (one .mid per input)."""
+    from polyamp.errors import OutputExistsError
+    from polyamp.transcription import expand_audio_inputs, load_model, output_path_for
+
+    from .render import transcription_progress
+
+    inputs = expand_audio_inputs(audio)
+    outputs = [output_path_for(path, output_dir, transcribed_file_suffix) for path in inputs]
+    if not overwrite:
+        existing = [str(path) for path in outputs if path.exists()]
+        if existing:
+            raise OutputExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
+    duplicates = {str(path) for path in outputs if outputs.count(path) > 1}
+    if duplicates:
+        raise OutputExistsError(f"two inputs would write the same file {sorted(duplicates)[0]}; use --output-dir")
+    model = load_model(model_dir, model_type, load_id, hparams, gin_file or [], gin_param or [])
+    from polyamp.notes.midi import write_midi
+
+    with transcription_progress() as progress:
+        for path, destination in zip(inputs, outputs):
+            sequence = model.transcribe(path, qpm=qpm, progress=progress.callback_for(path.name))
+            write_midi(sequence, destination, qpm=qpm, overwrite=overwrite)
+            progress.log(f"{path} -> {destination} ({len(sequence.notes)} notes)")
+
+
+@app.command()
+@handle_errors
+def prepare(
+    input_dir: Annotated[Path, typer.Argument(help="A MAESTRO folder or a folder of audio + same-stem MIDI files.")],
+    output_dir: Annotated[Path, typer.Argument(help="Where <split>.tfrecord-NNNNN-of-NNNNN shards go.")],
+    kind: Annotated[str, typer.Option(help="auto, maestro or folder.")] = "auto",
+    num_shards: Annotated[int, typer.Option(help="Shards per split (0 = automatic).")] = 0,
+    min_chunk_seconds: Annotated[float, typer.Option(help="Shortest training chunk (s).")] = 5.0,
+    max_chunk_seconds: Annotated[float, typer.Option(help="Longest training chunk (s).")] = 20.0,
+    sustain: Annotated[bool, typer.Option(help="Extend notes by the sustain pedal.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing shards.")] = False,
+) -> None:
+    """Convert a MAESTRO or audio+MIDI folder into sharded Magenta-style TFRecords."""
+    from polyamp.data.prepare import prepare_dataset
+
+    from .render import simple_progress
+
+    with simple_progress("preparing") as progress:
+        written = prepare_dataset(
+            input_dir,
+            output_dir,
+            kind=kind,
+            num_shards=num_shards,
+            min_chunk_s=min_chunk_seconds,
+            max_chunk_s=max_chunk_seconds,
+            sustain=sustain,
+            overwrite=overwrite,
+            progress=progress,
+        )
+    for split, paths in written.items():
+        typer.echo(f"{split}: {len(paths)} shard(s) in {output_dir}")
+
+
+@app.command("synthetic-tones")
+@handle_errors
+def synthetic_tones(
+    output_dir: Annotated[Path, typer.Argument(help="Folder for NAME.wav + NAME.mid pairs.")],
+    num_examples: Annotated[int, typer.Option(help="Number of clips.")] = 20,
+    duration: Annotated[float, typer.Option(help="Clip length (s).")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write synthesised harmonic-tone clips with their MIDI (polyphonic, 3+ voices): data with no download."""
+    from polyamp.data.synthetic import write_synthetic_folder
+
+    paths = write_synthetic_folder(output_dir, num_examples=num_examples, duration_s=duration, seed=seed)
+    typer.echo(f"wrote {len(paths)} audio/MIDI pairs to {output_dir}")
+
+
+@app.command()
+def plugins() -> None:
+    """List the registered models, datasets, front ends and postprocessors, and the built-in gin files."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from polyamp.config import list_builtin_gin_files
+    from polyamp.registry import ALL_REGISTRIES
+
+    table = Table(title="PolyAMP plugins")
+    table.add_column("kind")
+    table.add_column("names")
+    for kind, registry in ALL_REGISTRIES.items():
+        table.add_row(kind, ", ".join(registry.names()))
+    table.add_row("gin files", ", ".join(list_builtin_gin_files()))
+    Console().print(table)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,120 @@
+"""Rich rendering for the CLI: progress bars and result tables (stderr for progress, stdout for results)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+def _progress(*extra: Any) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+    )
+
+
+@contextlib.contextmanager
+def training_progress() -> Iterator[Callable[[int, int, dict[str, float], float], None]]:
+    """Yields ``progress(step, num_steps, losses, steps_per_second)``."""
+    progress = _progress(TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"))
+    with progress:
+        task = progress.add_task("training", total=None, loss="-", rate="-")
+
+        def update(step: int, num_steps: int, losses: dict[str, float], rate: float) -> None:
+            progress.update(
+                task, completed=step, total=num_steps, loss=f"{losses.get('total', float('nan')):.4f}", rate=f"{rate:.2f}"
+            )
+
+        yield update
+
+
+def print_training_result(result: Any) -> None:
+    stopped = " (stopped early; run the same command to resume)" if result.interrupted else ""
+    losses = ", ".join(f"{name} {value:.4f}" for name, value in result.last_losses.items())
+    stdout.print(f"trained steps {result.first_step} -> {result.last_step}{stopped}; checkpoints in {result.run_dir}")
+    if losses:
+        stdout.print(f"last losses: {losses}")
+
+
+@contextlib.contextmanager
+def evaluation_progress(total: int | None) -> Iterator[Callable[[int, int | None, str], None]]:
+    progress = _progress(TextColumn("{task.fields[example]}"))
+    with progress:
+        task = progress.add_task("evaluating", total=total, example="")
+
+        def update(done: int, limit: int | None, example_id: str) -> None:
+            progress.update(task, completed=done, example=example_id)
+
+        yield update
+
+
+METRIC_ROWS = (
+    ("Frame", "frame"),
+    ("Note (onset)", "note"),
+    ("Note with offset", "note_with_offsets"),
+    ("Note with velocity", "note_with_velocity"),
+    ("Note with offset & velocity", "note_with_offsets_and_velocity"),
+)
+
+
+def print_evaluation(result: Any) -> None:
+    table = Table(title=f"mir_eval metrics, mean over {len(result.per_example)} example(s), step {result.step}")
+    for column in ("metric", "precision", "recall", "F1"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for label, prefix in METRIC_ROWS:
+        values = [result.average.get(f"{prefix}_{kind}") for kind in ("precision", "recall", "f1")]
+        if all(value is None for value in values):
+            continue
+        table.add_row(label, *(f"{value:.4f}" if value is not None else "-" for value in values))
+    stdout.print(table)
+    stdout.print(f"metrics JSON: {result.output_json}")
+
+
+class _TranscriptionProgress:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def callback_for(self, name: str) -> Callable[[int, int], None]:
+        task = self.progress.add_task(name, total=None)
+
+        def update(done: int, total: int) -> None:
+            self.progress.update(task, completed=done, total=total)
+
+        return update
+
+    def log(self, message: str) -> None:
+        self.progress.console.print(message)
+
+
+@contextlib.contextmanager
+def transcription_progress() -> Iterator[_TranscriptionProgress]:
+    progress = _progress()
+    with progress:
+        yield _TranscriptionProgress(progress)
+
+
+@contextlib.contextmanager
+def simple_progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    progress = _progress()
+    with progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update

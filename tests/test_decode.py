@@ -1,0 +1,184 @@
+"""Onset-gated decoding of probability rolls, and decoding label rolls back to their notes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gin
+from polyamp.decode.onsets_frames import Note, OnsetsFramesDecoder, decode_label_rolls, notes_to_sequence
+from polyamp.errors import ConfigError
+from polyamp.notes.rolls import _music_pb2, sequence_to_rolls
+from polyamp.registry import POSTPROCESSORS
+
+FPS = 31.25
+T = 60
+ROW = 60 - 21  # middle C
+
+
+def rolls(frames=(), onsets=(), offsets=(), value=0.9):
+    """Rolls [T, 88] with the given frame indices of middle C set to ``value``."""
+    out = []
+    for indices in (frames, onsets, offsets):
+        roll = np.zeros((T, 88), np.float32)
+        roll[list(indices), ROW] = value
+        out.append(roll)
+    return out
+
+
+def spans(notes):
+    return [(note.pitch, round(note.start_s * FPS), round(note.end_s * FPS)) for note in notes]
+
+
+def test_single_note_and_frames_without_onset_are_ignored():
+    frames, onsets, offsets = rolls(frames=list(range(10, 20)) + list(range(30, 40)), onsets=[10, 11])
+    notes = OnsetsFramesDecoder().decode(frames, onsets, offsets)
+    assert spans(notes) == [(60, 10, 20)]
+    assert notes[0] == Note(60, 10 / FPS, 20 / FPS, 70)
+
+
+def test_re_articulation_splits_a_continuous_frame_run():
+    frames, onsets, offsets = rolls(frames=range(10, 30), onsets=[10, 11, 20, 21])
+    assert spans(OnsetsFramesDecoder().decode(frames, onsets, offsets)) == [(60, 10, 20), (60, 20, 30)]
+
+
+def test_offset_cuts_a_note_and_is_disabled_by_threshold_zero():
+    frames, onsets, offsets = rolls(frames=range(10, 30), onsets=[10], offsets=[15])
+    # frames 16..29 have no onset of their own, so they are dropped
+    assert spans(OnsetsFramesDecoder().decode(frames, onsets, offsets)) == [(60, 10, 15)]
+    assert spans(OnsetsFramesDecoder(offset_threshold=0).decode(frames, onsets, offsets)) == [(60, 10, 30)]
+    assert spans(OnsetsFramesDecoder().decode(frames, onsets, None)) == [(60, 10, 30)]
+
+
+def test_offset_never_clears_the_onset_frame_of_the_next_note():
+    frames, onsets, offsets = rolls(frames=range(10, 30), onsets=[10, 20], offsets=[19, 20])
+    assert spans(OnsetsFramesDecoder().decode(frames, onsets, offsets)) == [(60, 10, 19), (60, 20, 30)]
+
+
+def test_active_onset_forces_frames_on_and_threshold_zero_disables_it():
+    frames = np.zeros((T, 88), np.float32)
+    onsets = np.zeros((T, 88), np.float32)
+    onsets[10, ROW] = 0.9  # confident onset, frame head silent
+    assert spans(OnsetsFramesDecoder().decode(frames, onsets)) == [(60, 10, 11)]
+    assert OnsetsFramesDecoder(active_onset_threshold=0).decode(frames, onsets) == []
+    onsets[10, ROW] = 0.55  # an onset, but not an active one
+    assert OnsetsFramesDecoder().decode(frames, onsets) == []
+
+
+def test_onset_before_frames_still_starts_the_note():
+    frames, onsets, _ = rolls(frames=range(11, 20), onsets=[10, 11])
+    # a confident onset forces frame 10 on ...
+    assert spans(OnsetsFramesDecoder().decode(frames, onsets)) == [(60, 10, 20)]
+    # ... a weaker one does not, and the note starts where onset and frame first meet
+    onsets[onsets > 0] = 0.55
+    assert spans(OnsetsFramesDecoder().decode(frames, onsets)) == [(60, 11, 20)]
+
+
+def test_onset_threshold_zero_decodes_ungated():
+    frames, onsets, _ = rolls(frames=list(range(10, 20)) + list(range(25, 28)))
+    assert OnsetsFramesDecoder().decode(frames, onsets) == []
+    ungated = OnsetsFramesDecoder(onset_threshold=0, active_onset_threshold=0)
+    assert spans(ungated.decode(frames, onsets)) == [(60, 10, 20), (60, 25, 28)]
+    assert spans(OnsetsFramesDecoder().decode(frames, None)) == [(60, 10, 20), (60, 25, 28)]
+
+
+def test_thresholds_are_strict_and_configurable():
+    frames, onsets, _ = rolls(frames=range(10, 20), onsets=[10], value=0.5)
+    assert OnsetsFramesDecoder().decode(frames, onsets) == []  # 0.5 is not > 0.5
+    assert spans(OnsetsFramesDecoder(frame_threshold=0.4, onset_threshold=0.4).decode(frames, onsets)) == [(60, 10, 20)]
+
+
+def test_velocity_is_the_mean_over_onset_frames_clipped_to_midi():
+    frames, onsets, _ = rolls(frames=range(10, 20), onsets=[10, 11])
+    velocities = np.zeros((T, 88), np.float32)
+    velocities[10, ROW], velocities[11, ROW], velocities[12, ROW] = 0.5, 0.7, 1.0
+    assert OnsetsFramesDecoder().decode(frames, onsets, None, velocities)[0].velocity == round(127 * 0.6)
+    assert OnsetsFramesDecoder().decode(frames, onsets, None, velocities * 0)[0].velocity == 1
+    assert OnsetsFramesDecoder(default_velocity=99).decode(frames, onsets)[0].velocity == 99
+
+
+def test_min_duration_start_time_and_ordering():
+    frames = np.zeros((T, 88), np.float32)
+    onsets = np.zeros((T, 88), np.float32)
+    frames[5:7, 0] = onsets[5, 0] = 0.9  # A0, 2 frames = 64 ms
+    frames[5:20, 87] = onsets[5, 87] = 0.9  # C8
+    frames[2:20, 40] = onsets[2, 40] = 0.9
+    decoder = OnsetsFramesDecoder()
+    notes = decoder.decode(frames, onsets, start_time_s=10.0)
+    assert [note.pitch for note in notes] == [61, 21, 108]
+    assert notes[1].start_s == pytest.approx(10.0 + 5 / FPS) and notes[1].end_s == pytest.approx(10 + 7 / FPS)
+    long_only = OnsetsFramesDecoder(min_duration_ms=65).decode(frames, onsets)
+    assert [note.pitch for note in long_only] == [61, 108]
+    assert [n.pitch for n in OnsetsFramesDecoder(min_duration_ms=64).decode(frames, onsets)] == [61, 21, 108]
+
+
+def test_note_sequence_output_and_registry():
+    frames, onsets, _ = rolls(frames=range(10, 20), onsets=[10])
+    sequence = OnsetsFramesDecoder()(frames, onsets)
+    assert sequence.ticks_per_quarter == 220
+    assert [tempo.qpm for tempo in sequence.tempos] == [120]
+    assert len(sequence.notes) == 1
+    note = sequence.notes[0]
+    assert (note.pitch, note.velocity, note.instrument, note.program, note.is_drum) == (60, 70, 0, 0, False)
+    assert note.start_time == pytest.approx(10 / FPS) and note.end_time == pytest.approx(20 / FPS)
+    assert sequence.total_time == pytest.approx(20 / FPS)
+    assert notes_to_sequence([]).total_time == 0
+    assert POSTPROCESSORS.get("onsets_frames") is OnsetsFramesDecoder
+
+
+def test_gin_binding_and_bad_configuration():
+    with gin.unlock_config():
+        gin.bind_parameter("OnsetsFramesDecoder.frame_threshold", 0.3)
+    try:
+        assert OnsetsFramesDecoder().frame_threshold == 0.3
+    finally:
+        gin.clear_config()
+    with pytest.raises(ConfigError, match="onset_threshold"):
+        OnsetsFramesDecoder(onset_threshold=1.5)
+    with pytest.raises(ConfigError, match="frame_threshold"):
+        OnsetsFramesDecoder(frame_threshold="high")
+    with pytest.raises(ConfigError, match="default_velocity"):
+        OnsetsFramesDecoder(default_velocity=0)
+    with pytest.raises(ValueError, match="onset_probs"):
+        OnsetsFramesDecoder().decode(np.zeros((10, 88)), np.zeros((11, 88)))
+
+
+def test_empty_and_boolean_and_uint8_inputs():
+    decoder = OnsetsFramesDecoder()
+    assert decoder.decode(np.zeros((0, 88)), np.zeros((0, 88))) == []
+    frames, onsets, _ = rolls(frames=range(10, 20), onsets=[10])
+    expected = spans(decoder.decode(frames, onsets))
+    assert spans(decoder.decode(frames > 0.5, onsets > 0.5)) == expected
+    assert spans(decoder.decode((frames * 255).astype(np.uint8), (onsets * 255).astype(np.uint8))) == expected
+
+
+def random_sequence(rng: np.random.Generator, duration_s: float, pitches: int = 12):
+    """Random notes, never overlapping on one pitch, at least 0.1 s long, sometimes back to back."""
+    sequence = _music_pb2().NoteSequence()
+    for pitch in rng.choice(np.arange(21, 109), size=pitches, replace=False):
+        time = rng.uniform(0, 0.5)
+        while True:
+            end = time + rng.uniform(0.1, 1.0)
+            if end > duration_s:
+                break
+            sequence.notes.add(pitch=int(pitch), start_time=time, end_time=end, velocity=int(rng.integers(1, 128)))
+            time = end + (0.0 if rng.random() < 0.3 else rng.uniform(0.0, 0.5))
+    return sequence
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_decoding_label_rolls_reproduces_the_notes(seed):
+    rng = np.random.default_rng(seed)
+    sequence = random_sequence(rng, duration_s=20.0)
+    labels = sequence_to_rolls(sequence, num_frames=int(np.ceil(20.5 * FPS)))
+    for use_offsets in (True, False):
+        decoded = decode_label_rolls(labels, use_offsets=use_offsets)
+        reference = sorted(sequence.notes, key=lambda note: (note.pitch, note.start_time))
+        decoded = sorted(decoded, key=lambda note: (note.pitch, note.start_s))
+        assert len(decoded) == len(reference) > 50
+        for ref, est in zip(reference, decoded, strict=True):
+            assert est.pitch == ref.pitch
+            assert abs(est.start_s - ref.start_time) < 1 / FPS
+            assert abs(est.end_s - ref.end_time) < 1 / FPS
+            assert est.end_s > est.start_s
+            assert est.velocity == ref.velocity
