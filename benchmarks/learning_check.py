@@ -55,17 +55,41 @@ def main() -> int:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     started = time.perf_counter()
     train = polyamp_command() + [
-        "train", "--model-type", "melodic", "--examples-path", str(train_path), "--model-dir", str(models),
-        "--model-id", "learning-check", "--gin-file", "recipes/synthetic_tones.gin", "--num-steps", "100000",
-        "--gin-param", f"train.max_seconds = {args.budget_minutes * 60:.0f}", "--seed", "1",
+        "train",
+        "--model-type",
+        "melodic",
+        "--examples-path",
+        str(train_path),
+        "--model-dir",
+        str(models),
+        "--model-id",
+        "learning-check",
+        "--gin-file",
+        "recipes/synthetic_tones.gin",
+        "--num-steps",
+        "100000",
+        "--gin-param",
+        f"train.max_seconds = {args.budget_minutes * 60:.0f}",
+        "--seed",
+        "1",
     ]
     subprocess.run(train, check=True, env=env)
     train_minutes = (time.perf_counter() - started) / 60
 
     output = work / "eval.json"
     evaluate = polyamp_command() + [
-        "eval", "--model-type", "melodic", "--examples-path", str(test_path), "--model-dir", str(models),
-        "--load-id", "learning-check", "--output-json", str(output), "--overwrite",
+        "eval",
+        "--model-type",
+        "melodic",
+        "--examples-path",
+        str(test_path),
+        "--model-dir",
+        str(models),
+        "--load-id",
+        "learning-check",
+        "--output-json",
+        str(output),
+        "--overwrite",
     ]
     subprocess.run(evaluate, check=True, env=env)
     report = json.loads(output.read_text())

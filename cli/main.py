@@ -56,7 +56,7 @@ LoadId = Annotated[
 ]
 HParams = Annotated[
     Optional[str],
-    typer.Option("--hparams", help='JSON hparam overrides, e.g. \'{"frames_true_weighing":3}\'.'),
+    typer.Option("--hparams", help="JSON hparam overrides, e.g. '{\"frames_true_weighing\":3}'."),
 ]
 GinFiles = Annotated[
     Optional[list[str]],
@@ -206,7 +206,7 @@ def transcribe(
     from polyamp.notes.midi import write_midi
 
     with transcription_progress() as progress:
-        for path, destination in zip(inputs, outputs):
+        for path, destination in zip(inputs, outputs, strict=False):
             sequence = model.transcribe(path, qpm=qpm, progress=progress.callback_for(path.name))
             write_midi(sequence, destination, qpm=qpm, overwrite=overwrite)
             progress.log(f"{path} -> {destination} ({len(sequence.notes)} notes)")

@@ -37,7 +37,11 @@ def training_progress() -> Iterator[Callable[[int, int, dict[str, float], float]
 
         def update(step: int, num_steps: int, losses: dict[str, float], rate: float) -> None:
             progress.update(
-                task, completed=step, total=num_steps, loss=f"{losses.get('total', float('nan')):.4f}", rate=f"{rate:.2f}"
+                task,
+                completed=step,
+                total=num_steps,
+                loss=f"{losses.get('total', float('nan')):.4f}",
+                rate=f"{rate:.2f}",
             )
 
         yield update

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from polyamp.errors import CheckpointError, ConfigError
@@ -116,19 +115,3 @@ def operative_config_path(ref: CheckpointRef) -> Path | None:
         return exact
     configs = sorted(ref.run_dir.glob("operative_config-*.gin"), key=lambda path: _step_of(path.stem))
     return configs[-1] if configs else None
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Writes ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
-    return path

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import typing
 from collections.abc import Sequence
@@ -144,7 +145,9 @@ def bind_hparams(model_type: str, overrides: dict[str, Any]) -> None:
 
 def hparams_to_dict(hparams: Any) -> dict[str, Any]:
     """JSON-friendly dict of a hparams dataclass."""
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(hparams).items()}
+    return {
+        key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(hparams).items()
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,6 +216,20 @@ def parse_gin(
         importlib.import_module(module)
     for path in gin_search_paths():
         gin.add_config_file_search_path(path)
+    # gin logs "Path not found" for every search-path entry an include misses before it hits;
+    # real failures still raise, so silence the noise while parsing.
+    root_logger = logging.getLogger()
+    previous_level = root_logger.level
+    root_logger.setLevel(logging.CRITICAL)
+    try:
+        _parse_all(default_files, operative_config, gin_files, gin_params)
+    finally:
+        root_logger.setLevel(previous_level)
+
+
+def _parse_all(
+    default_files: Sequence[str], operative_config: str | None, gin_files: Sequence[str], gin_params: Sequence[str]
+) -> None:
     with gin.unlock_config():
         gin.clear_config()
         for name in default_files:

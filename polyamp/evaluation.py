@@ -11,8 +11,8 @@ from typing import Any
 
 import gin
 
-from polyamp.checkpoints import atomic_write_text
 from polyamp.errors import DatasetError
+from polyamp.fileio import atomic_write_text
 
 
 @dataclasses.dataclass

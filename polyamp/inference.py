@@ -94,7 +94,7 @@ class WindowedPredictor:
             for row, index in enumerate(indices):
                 start = index * window
                 stop = min(start + window, total_frames)
-                for roll, output in zip(rolls, outputs):
+                for roll, output in zip(rolls, outputs, strict=False):
                     roll[start:stop] = output[row, context : context + stop - start].numpy()
             if progress is not None:
                 progress(min((indices[-1] + 1) * window, total_frames), total_frames)

@@ -18,9 +18,10 @@ from typing import Any
 
 import gin
 
-from polyamp.checkpoints import atomic_write_text, latest_checkpoint, resolve_checkpoint, run_dir
+from polyamp.checkpoints import latest_checkpoint, resolve_checkpoint, run_dir
 from polyamp.components import build_components
 from polyamp.config import hparams_to_dict, operative_config_str
+from polyamp.fileio import atomic_write_text
 
 ProgressCallback = Callable[[int, int, dict[str, float], float], None]
 
@@ -118,7 +119,7 @@ def train(
             losses = melodic_losses(labels, outputs, hparams)
             scaled = losses["total"] / replicas
         gradients = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=False))
         return losses
 
     @tf.function

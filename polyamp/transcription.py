@@ -29,7 +29,9 @@ class TranscriptionModel:
         self.checkpoint = checkpoint
         self.predictor = WindowedPredictor(components.model, components.frontend)
 
-    def predict_rolls(self, audio_path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None) -> Any:
+    def predict_rolls(
+        self, audio_path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None
+    ) -> Any:
         """Probability rolls for one file, read window by window (memory does not grow with length)."""
         from polyamp.audio.decode import AudioReader, check_audible
 

@@ -35,9 +35,23 @@ def trained_model(tmp_path_factory, polyamp_command, synthetic_tfrecord) -> Path
     model_dir = tmp_path_factory.mktemp("models")
     result = run(
         polyamp_command
-        + ["train", "--model-type", "melodic", "--examples-path", str(synthetic_tfrecord), "--model-dir",
-           str(model_dir), "--model-id", "cli", "--gin-file", "melodic/tiny.gin", "--num-steps", "12",
-           "--hparams", '{"predict_frame_threshold": 0.45}']
+        + [
+            "train",
+            "--model-type",
+            "melodic",
+            "--examples-path",
+            str(synthetic_tfrecord),
+            "--model-dir",
+            str(model_dir),
+            "--model-id",
+            "cli",
+            "--gin-file",
+            "melodic/tiny.gin",
+            "--num-steps",
+            "12",
+            "--hparams",
+            '{"predict_frame_threshold": 0.45}',
+        ]
     )
     assert result.returncode == 0, result.stderr
     assert (model_dir / "melodic" / "cli" / "ckpt-12.index").is_file()
@@ -74,8 +88,20 @@ def test_eval_writes_metrics_json(polyamp_command, trained_model, synthetic_tfre
     output = tmp_path / "metrics.json"
     result = run(
         polyamp_command
-        + ["eval", "--model_type=MELODIC", "--examples_path", str(synthetic_tfrecord), "--model_dir",
-           str(trained_model), "--load_id", "cli", "--eval_num_steps", "2", "--output-json", str(output)]
+        + [
+            "eval",
+            "--model_type=MELODIC",
+            "--examples_path",
+            str(synthetic_tfrecord),
+            "--model_dir",
+            str(trained_model),
+            "--load_id",
+            "cli",
+            "--eval_num_steps",
+            "2",
+            "--output-json",
+            str(output),
+        ]
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(output.read_text())
@@ -85,8 +111,17 @@ def test_eval_writes_metrics_json(polyamp_command, trained_model, synthetic_tfre
     assert "Note (onset)" in result.stdout
     again = run(
         polyamp_command
-        + ["eval", "--examples-path", str(synthetic_tfrecord), "--model-dir", str(trained_model),
-           "--eval-num-steps", "1", "--output-json", str(output)]
+        + [
+            "eval",
+            "--examples-path",
+            str(synthetic_tfrecord),
+            "--model-dir",
+            str(trained_model),
+            "--eval-num-steps",
+            "1",
+            "--output-json",
+            str(output),
+        ]
     )
     assert_clean_failure(again, "metrics.json")
 
@@ -94,8 +129,18 @@ def test_eval_writes_metrics_json(polyamp_command, trained_model, synthetic_tfre
 def test_transcribe_writes_midi_with_tempo_and_never_overwrites(polyamp_command, trained_model, clip, tmp_path):
     import pretty_midi
 
-    args = polyamp_command + ["transcribe", str(clip), "--model-dir", str(trained_model), "--load-id", "cli",
-                              "--output-dir", str(tmp_path), "--qpm", "90"]
+    args = polyamp_command + [
+        "transcribe",
+        str(clip),
+        "--model-dir",
+        str(trained_model),
+        "--load-id",
+        "cli",
+        "--output-dir",
+        str(tmp_path),
+        "--qpm",
+        "90",
+    ]
     result = run(args)
     assert result.returncode == 0, result.stderr
     midi_path = tmp_path / f"{clip.stem}.polyamp.mid"
@@ -112,9 +157,18 @@ def test_runner_accepts_original_command_lines(trained_model, clip, tmp_path) ->
     runner = Path(sys.executable).parent / "polyamp-runner"
     target = tmp_path / clip.name
     target.write_bytes(clip.read_bytes())
-    result = run([str(runner), "--mode=predict", f"--audio_filename={target}", f"--model_dir={trained_model}",
-                  "--model_type=MELODIC", "--load_id=cli", "--transcribed_file_suffix=-polyamp-single-track",
-                  "--qpm=100"])
+    result = run(
+        [
+            str(runner),
+            "--mode=predict",
+            f"--audio_filename={target}",
+            f"--model_dir={trained_model}",
+            "--model_type=MELODIC",
+            "--load_id=cli",
+            "--transcribed_file_suffix=-polyamp-single-track",
+            "--qpm=100",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / f"{clip.stem}-polyamp-single-track.mid").is_file()
 
@@ -164,8 +218,11 @@ def test_bad_audio_is_one_clear_error(polyamp_command, trained_model, tmp_path, 
 
 def test_unknown_hparam_and_bad_gin_binding(polyamp_command, trained_model, clip) -> None:
     base = polyamp_command + ["transcribe", str(clip), "--model-dir", str(trained_model)]
-    assert_clean_failure(run(base + ["--hparams", '{"frame_prediction_threshold": 0.4}']),
-                         "frame_prediction_threshold", "predict_frame_threshold")
+    assert_clean_failure(
+        run(base + ["--hparams", '{"frame_prediction_threshold": 0.4}']),
+        "frame_prediction_threshold",
+        "predict_frame_threshold",
+    )
     assert_clean_failure(run(base + ["--gin-param", "MelodicHParams.bogus = 1"]), "bogus")
     assert_clean_failure(run(base + ["--gin-file", "melodic/huge.gin"]), "melodic/huge.gin")
 
@@ -181,11 +238,23 @@ def test_malformed_tfrecord(polyamp_command, trained_model, tmp_path) -> None:
     bad = tmp_path / "bad.tfrecord"
     bad.write_bytes(os.urandom(500))
     for command in ("eval", "train"):
-        result = run(polyamp_command + [command, "--examples-path", str(bad), "--model-dir", str(trained_model),
-                                        "--gin-file", "melodic/tiny.gin"])
+        result = run(
+            polyamp_command
+            + [
+                command,
+                "--examples-path",
+                str(bad),
+                "--model-dir",
+                str(trained_model),
+                "--gin-file",
+                "melodic/tiny.gin",
+            ]
+        )
         assert_clean_failure(result, "bad.tfrecord")
-    missing = run(polyamp_command + ["eval", "--examples-path", str(tmp_path / "none-*.tfrecord"),
-                                     "--model-dir", str(trained_model)])
+    missing = run(
+        polyamp_command
+        + ["eval", "--examples-path", str(tmp_path / "none-*.tfrecord"), "--model-dir", str(trained_model)]
+    )
     assert_clean_failure(missing, "none-*.tfrecord")
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import gin
 import numpy as np
 import pytest
 
-import gin
 from polyamp.decode.onsets_frames import Note, OnsetsFramesDecoder, decode_label_rolls, notes_to_sequence
 from polyamp.errors import ConfigError
 from polyamp.notes.rolls import _music_pb2, sequence_to_rolls

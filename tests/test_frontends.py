@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gin
 import numpy as np
 import pytest
 
-import gin
 from polyamp.audio.frontends import CQTFrontend, MelFrontend
 from polyamp.errors import AudioError, ConfigError
 from polyamp.registry import FRONTENDS

@@ -16,9 +16,7 @@ def _sequence() -> music_pb2.NoteSequence:
     sequence.notes.add(pitch=60, velocity=80, start_time=0.0, end_time=0.5, instrument=0, program=0)
     sequence.notes.add(pitch=64, velocity=100, start_time=0.25, end_time=1.75, instrument=0, program=0)
     sequence.notes.add(pitch=67, velocity=45, start_time=1.003, end_time=2.5, instrument=1, program=40)
-    sequence.notes.add(
-        pitch=38, velocity=120, start_time=1.5, end_time=1.6, instrument=2, program=0, is_drum=True
-    )
+    sequence.notes.add(pitch=38, velocity=120, start_time=1.5, end_time=1.6, instrument=2, program=0, is_drum=True)
     sequence.total_time = 2.5
     return sequence
 
@@ -30,9 +28,7 @@ def _note_tuples(sequence: music_pb2.NoteSequence) -> list[tuple]:
     )
 
 
-def _assert_same_notes(
-    actual: music_pb2.NoteSequence, expected: music_pb2.NoteSequence, tol: float = 2e-3
-) -> None:
+def _assert_same_notes(actual: music_pb2.NoteSequence, expected: music_pb2.NoteSequence, tol: float = 2e-3) -> None:
     got, want = _note_tuples(actual), _note_tuples(expected)
     assert len(got) == len(want)
     for a, b in zip(got, want, strict=True):
@@ -66,9 +62,7 @@ def test_same_instrument_number_with_two_programs_keeps_every_note(tmp_path: Pat
     sequence = music_pb2.NoteSequence()
     sequence.notes.add(pitch=60, velocity=90, start_time=0.0, end_time=1.0, instrument=0, program=0)
     sequence.notes.add(pitch=72, velocity=90, start_time=0.5, end_time=1.0, instrument=0, program=24)
-    sequence.notes.add(
-        pitch=48, velocity=90, start_time=0.0, end_time=0.4, instrument=0, program=0, is_drum=True
-    )
+    sequence.notes.add(pitch=48, velocity=90, start_time=0.0, end_time=0.4, instrument=0, program=0, is_drum=True)
     back = read_midi(write_midi(sequence, tmp_path / "clash.mid"))
     _assert_same_notes(back, sequence)
 

@@ -64,9 +64,7 @@ def test_prepare_folder_writes_train_shards(prepared: tuple[Path, dict]) -> None
     check_tfrecords([str(p) for p in written["train"]])
 
 
-def test_chunks_match_their_audio_and_the_original_notes(
-    prepared: tuple[Path, dict], piece_folder: Path
-) -> None:
+def test_chunks_match_their_audio_and_the_original_notes(prepared: tuple[Path, dict], piece_folder: Path) -> None:
     output, written = prepared
     records = list(iter_examples([str(p) for p in written["train"]]))
     by_piece: dict[str, list] = {}
@@ -91,9 +89,7 @@ def test_chunks_match_their_audio_and_the_original_notes(
             start = sequence.subsequence_info.start_time_offset
             assert start * SR == pytest.approx(total_samples, abs=1e-6)  # chunks tile the piece
             assert _chunk_start(record["id"]) == pytest.approx(start, abs=1e-3)
-            np.testing.assert_allclose(
-                audio, original_audio[total_samples : total_samples + audio.size], atol=2e-4
-            )
+            np.testing.assert_allclose(audio, original_audio[total_samples : total_samples + audio.size], atol=2e-4)
             total_samples += audio.size
 
             # the chunk's notes are the original notes sounding in [start, start + duration), clipped
@@ -107,9 +103,7 @@ def test_chunks_match_their_audio_and_the_original_notes(
                 for n in original.notes
                 if n.start_time < start + duration and n.end_time > start
             )
-            got = sorted(
-                (n.pitch, n.velocity, round(n.start_time, 4), round(n.end_time, 4)) for n in sequence.notes
-            )
+            got = sorted((n.pitch, n.velocity, round(n.start_time, 4), round(n.end_time, 4)) for n in sequence.notes)
             assert got == expected
             velocities = [n.velocity for n in original.notes]
             assert (record["velocity_range"].min, record["velocity_range"].max) == (
@@ -222,9 +216,7 @@ def test_overwrite_refusal_and_replacement(tmp_path: Path, piece_folder: Path) -
     with pytest.raises(OutputExistsError, match="train.tfrecord-00000-of-00003"):
         prepare_dataset(piece_folder, output, min_chunk_s=2.0, max_chunk_s=5.0)
     assert {p.name: p.read_bytes() for p in output.iterdir()} == before  # untouched
-    second = prepare_dataset(
-        piece_folder, output, min_chunk_s=2.0, max_chunk_s=5.0, num_shards=1, overwrite=True
-    )
+    second = prepare_dataset(piece_folder, output, min_chunk_s=2.0, max_chunk_s=5.0, num_shards=1, overwrite=True)
     assert sorted(p.name for p in output.iterdir()) == ["train.tfrecord-00000-of-00001"]
     assert len(list(iter_examples([str(p) for p in second["train"]]))) == sum(counts)
 

@@ -13,8 +13,19 @@ from polyamp.checkpoints import latest_checkpoint
 
 def test_sigkill_then_resume(polyamp_command, synthetic_tfrecord, tmp_path) -> None:
     command = polyamp_command + [
-        "train", "--examples-path", str(synthetic_tfrecord), "--model-dir", str(tmp_path), "--model-id", "killed",
-        "--gin-file", "melodic/tiny.gin", "--gin-param", "train.checkpoint_every = 5", "--num-steps", "100000",
+        "train",
+        "--examples-path",
+        str(synthetic_tfrecord),
+        "--model-dir",
+        str(tmp_path),
+        "--model-id",
+        "killed",
+        "--gin-file",
+        "melodic/tiny.gin",
+        "--gin-param",
+        "train.checkpoint_every = 5",
+        "--num-steps",
+        "100000",
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)

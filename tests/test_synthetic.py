@@ -144,9 +144,7 @@ def test_write_synthetic_folder_writes_wav_and_midi_pairs(tmp_path: Path) -> Non
         np.testing.assert_allclose(audio, samples, atol=1.0 / 16000)
         back = read_midi(wav.with_suffix(".mid"))
         assert len(back.notes) == len(sequence.notes)
-        for got, want in zip(
-            sorted(back.notes, key=lambda n: (n.start_time, n.pitch)), sequence.notes, strict=True
-        ):
+        for got, want in zip(sorted(back.notes, key=lambda n: (n.start_time, n.pitch)), sequence.notes, strict=True):
             assert got.pitch == want.pitch and got.velocity == want.velocity
             assert got.start_time == pytest.approx(want.start_time, abs=2e-3)
             assert got.end_time == pytest.approx(want.end_time, abs=2e-3)

@@ -57,11 +57,14 @@ _WAVE_FORMAT_PCM = 0x0001
 _WAVE_FORMAT_IEEE_FLOAT = 0x0003
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 # (format tag, bits per sample) pairs that tfio's WAV reader decodes correctly.
-_TFIO_WAV_ENCODINGS = {(_WAVE_FORMAT_PCM, 8), (_WAVE_FORMAT_PCM, 16), (_WAVE_FORMAT_PCM, 24),
-                       (_WAVE_FORMAT_IEEE_FLOAT, 32)}
-# tfio's AudioIOTensor is not thread-safe: two threads decoding at once (e.g. load_audio in a parallel
-# tf.data map) can abort the process with "Check failed: dtype() == expected_dtype". Serialise its calls.
-_TFIO_LOCK = threading.RLock()
+_TFIO_WAV_ENCODINGS = {
+    (_WAVE_FORMAT_PCM, 8),
+    (_WAVE_FORMAT_PCM, 16),
+    (_WAVE_FORMAT_PCM, 24),
+    (_WAVE_FORMAT_IEEE_FLOAT, 32),
+}
+# Chunks scanned for 'data' before a RIFF file is declared corrupt (real files have a handful).
+_MAX_WAV_CHUNKS = 10_000
 # tfio.audio.resample delays its output by this many samples of the lower of the two rates.
 _TFIO_RESAMPLE_DELAY = 32
 
@@ -113,9 +116,19 @@ def encode_wav(samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> byt
     data = pcm.astype("<i2").tobytes()
     header = struct.pack(
         "<4sI4s4sIHHIIHH4sI",
-        b"RIFF", 36 + len(data), b"WAVE",
-        b"fmt ", 16, _WAVE_FORMAT_PCM, 1, int(sample_rate_hz), 2 * int(sample_rate_hz), 2, 16,
-        b"data", len(data),
+        b"RIFF",
+        36 + len(data),
+        b"WAVE",
+        b"fmt ",
+        16,
+        _WAVE_FORMAT_PCM,
+        1,
+        int(sample_rate_hz),
+        2 * int(sample_rate_hz),
+        2,
+        16,
+        b"data",
+        len(data),
     )
     return header + data
 
@@ -173,8 +186,7 @@ def _check_path(path: str | os.PathLike) -> str:
     if extension not in SUPPORTED_EXTENSIONS:
         shown = f"'{extension}'" if extension else "no extension"
         raise AudioError(
-            f"Audio file '{path_str}' has an unsupported format ({shown}); "
-            f"supported: {', '.join(SUPPORTED_EXTENSIONS)}"
+            f"Audio file '{path_str}' has an unsupported format ({shown}); supported: {', '.join(SUPPORTED_EXTENSIONS)}"
         )
     try:
         size = os.path.getsize(path_str)
@@ -211,13 +223,16 @@ def _parse_wav_header(path: str) -> _WavHeader | None:
         fmt: bytes | None = None
         odd_chunk = False
         position = 12
-        while position + 8 <= file_size:
+        for _ in range(_MAX_WAV_CHUNKS):
+            if position + 8 > file_size:
+                break
             handle.seek(position)
             chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
             if chunk_id == b"data":
                 if fmt is None:
-                    raise AudioError(f"Audio file '{path}' is not a valid WAV file (no 'fmt ' chunk before "
-                                     "the audio data)")
+                    raise AudioError(
+                        f"Audio file '{path}' is not a valid WAV file (no 'fmt ' chunk before the audio data)"
+                    )
                 return _wav_header_from_fmt(path, fmt, position + 8, chunk_size, file_size, odd_chunk)
             if chunk_id == b"fmt ":
                 fmt = handle.read(min(chunk_size, 40))
@@ -277,30 +292,80 @@ class _Source:
     def _checked(self, frames: np.ndarray, start: int) -> np.ndarray:
         if not np.all(np.isfinite(frames)):
             raise AudioError(
-                f"Audio file '{self.path}' is corrupt (non-finite samples near "
-                f"{start / self.sample_rate_hz:.2f} s)"
+                f"Audio file '{self.path}' is corrupt (non-finite samples near {start / self.sample_rate_hz:.2f} s)"
             )
         return frames
+
+
+class _TfioGuard:
+    """Who owns tfio's one audio resource.
+
+    In eager mode tfio 0.37 backs every ``AudioIOTensor`` with the same resource: opening a file makes every
+    earlier ``AudioIOTensor`` read the new file, and reading one whose sample type differs aborts the
+    process ("Check failed: dtype() == expected_dtype"). So all tfio file access here holds ``lock``, and
+    a source re-opens its file (< 1 ms) whenever another file was opened since its last read.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.owner: object | None = None
+
+
+_TFIO = _TfioGuard()
+
+
+@dataclasses.dataclass
+class _TfioFile:
+    tensor: Any
+    num_frames: int
+    num_channels: int
+    sample_rate_hz: int
+    token: object
+
+
+def _open_tfio(path: str, kind: str) -> _TfioFile:
+    """Open ``tfio.audio.AudioIOTensor`` (taking ownership), turning its errors into one-line AudioErrors."""
+    tf, tfio = _import_tf()
+    try:
+        with _TFIO.lock:
+            tensor = tfio.audio.AudioIOTensor(path)
+            num_frames, num_channels = (int(v) for v in tensor.shape.numpy())
+            opened = _TfioFile(tensor, num_frames, num_channels, int(tensor.rate.numpy()), object())
+            _TFIO.owner = opened.token
+            return opened
+    except tf.errors.OpError as error:
+        detail = _first_line(error)
+        if "unknown file type" in detail:
+            problem = f"is not a valid {kind} file (unrecognised content)"
+        elif isinstance(error, tf.errors.OutOfRangeError) or "less bytes" in detail:
+            problem = f"is truncated or corrupt (incomplete {kind} header)"
+        else:
+            problem = f"is not a valid {kind} file or is corrupt ({detail})"
+        raise AudioError(f"Audio file '{path}' {problem}") from error
 
 
 class _TfioSource(_Source):
     """Lazy decoding with ``tfio.audio.AudioIOTensor``: each read decodes only the frames asked for."""
 
-    def __init__(self, path: str, tensor: Any, num_frames: int) -> None:
+    def __init__(self, path: str, opened: _TfioFile, num_frames: int) -> None:
         self.path = path
-        self._tensor = tensor
-        with _TFIO_LOCK:
-            self.sample_rate_hz = int(tensor.rate.numpy())
-            self.num_channels = int(tensor.shape[1].numpy())
+        self._opened: _TfioFile | None = opened
+        self.sample_rate_hz = opened.sample_rate_hz
+        self.num_channels = opened.num_channels
         self.num_frames = num_frames
 
     def read(self, start: int, stop: int) -> np.ndarray:
         if stop <= start:
             return np.zeros((0, self.num_channels), np.float32)
-        tf, _ = _import_tf()
+        if self._opened is None:
+            raise ValueError(f"the decoder of '{self.path}' is closed")
+        tf, tfio = _import_tf()
         try:
-            with _TFIO_LOCK:
-                raw = self._tensor[start:stop].numpy()
+            with _TFIO.lock:
+                if _TFIO.owner is not self._opened.token:  # another file took tfio's resource: re-open
+                    self._opened.tensor = tfio.audio.AudioIOTensor(self.path)
+                    _TFIO.owner = self._opened.token
+                raw = self._opened.tensor[start:stop].numpy()
         except tf.errors.OpError as error:
             raise AudioError(
                 f"Audio file '{self.path}' is truncated or corrupt (decoding failed between "
@@ -315,7 +380,7 @@ class _TfioSource(_Source):
         return self._checked(_to_float32(raw), start)
 
     def close(self) -> None:
-        self._tensor = None
+        self._opened = None
 
 
 def _to_float32(raw: np.ndarray) -> np.ndarray:
@@ -351,9 +416,7 @@ class _SoundfileSource(_Source):
                 f"{start / self.sample_rate_hz:.2f} s: {_first_line(error)})"
             ) from error
         if frames.shape[0] < stop - start:  # fewer frames than announced: pad the missing tail
-            frames = np.concatenate(
-                [frames, np.zeros((stop - start - frames.shape[0], self.num_channels), np.float32)]
-            )
+            frames = np.concatenate([frames, np.zeros((stop - start - frames.shape[0], self.num_channels), np.float32)])
         return self._checked(frames, start)
 
     def close(self) -> None:
@@ -373,23 +436,6 @@ def _open_soundfile(path: str, why: str) -> _Source:
     return _SoundfileSource(path, handle)
 
 
-def _open_tfio(path: str, kind: str) -> Any:
-    """Open ``tfio.audio.AudioIOTensor``, turning its errors into one-line AudioErrors."""
-    tf, tfio = _import_tf()
-    try:
-        with _TFIO_LOCK:
-            return tfio.audio.AudioIOTensor(path)
-    except tf.errors.OpError as error:
-        detail = _first_line(error)
-        if "unknown file type" in detail:
-            problem = f"is not a valid {kind} file (unrecognised content)"
-        elif isinstance(error, tf.errors.OutOfRangeError) or "less bytes" in detail:
-            problem = f"is truncated or corrupt (incomplete {kind} header)"
-        else:
-            problem = f"is not a valid {kind} file or is corrupt ({detail})"
-        raise AudioError(f"Audio file '{path}' {problem}") from error
-
-
 def _open_source(path: str | os.PathLike) -> _Source:
     """Validate ``path`` and open the right decoder; every failure is an AudioError naming the file."""
     path_str = _check_path(path)
@@ -397,14 +443,12 @@ def _open_source(path: str | os.PathLike) -> _Source:
     if extension in _WAV_EXTENSIONS:
         return _open_wav(path_str)
     kind = {".flac": "FLAC", ".mp3": "MP3"}.get(extension, "OGG Vorbis")
-    tensor = _open_tfio(path_str, kind)
-    with _TFIO_LOCK:
-        num_frames = int(tensor.shape[0].numpy())
-    if num_frames <= 0:
+    opened = _open_tfio(path_str, kind)
+    if opened.num_frames <= 0:
         raise AudioError(
             f"Audio file '{path_str}' contains no decodable audio (0 samples; it may be truncated or corrupt)"
         )
-    return _TfioSource(path_str, tensor, num_frames)
+    return _TfioSource(path_str, opened, opened.num_frames)
 
 
 def _open_wav(path: str) -> _Source:
@@ -425,30 +469,36 @@ def _open_wav(path: str) -> _Source:
     if header.available_frames < header.declared_frames:
         logger.warning(
             "Audio file '%s' is truncated: reading the %d frames present of %d announced",
-            path, header.available_frames, header.declared_frames,
+            path,
+            header.available_frames,
+            header.declared_frames,
         )
     encoding = (header.format_tag, header.bits_per_sample)
     if encoding not in _TFIO_WAV_ENCODINGS:
         return _open_soundfile(
-            path, f"WAV encoding with format tag {header.format_tag:#06x} and {header.bits_per_sample} bits "
-            "is not supported"
+            path,
+            f"WAV encoding with format tag {header.format_tag:#06x} and {header.bits_per_sample} bits is not supported",
         )
     if header.odd_chunk_before_data:
         return _open_soundfile(path, "WAV with an odd-sized chunk, which tfio mis-parses")
     try:
-        tensor = _open_tfio(path, "WAV")
+        opened = _open_tfio(path, "WAV")
     except AudioError as tfio_error:  # the header parsed, so try the other reader before giving up
         try:
             return _open_soundfile(path, f"tfio could not open it: {tfio_error}")
         except AudioError:
             raise tfio_error from tfio_error.__cause__
-    with _TFIO_LOCK:
-        tfio_shape = tuple(int(v) for v in tensor.shape.numpy())
-        tfio_rate = int(tensor.rate.numpy())
-    if (tfio_shape[0] < header.available_frames or tfio_shape[1] != header.num_channels
-            or tfio_rate != header.sample_rate_hz):
-        return _open_soundfile(path, f"tfio read the WAV header as {tfio_shape} frames x channels")
-    return _TfioSource(path, tensor, header.available_frames)
+    if (
+        opened.num_frames < header.available_frames
+        or opened.num_channels != header.num_channels
+        or opened.sample_rate_hz != header.sample_rate_hz
+    ):
+        return _open_soundfile(
+            path,
+            f"tfio read the WAV header as {opened.num_frames} frames x {opened.num_channels} channels at "
+            f"{opened.sample_rate_hz} Hz",
+        )
+    return _TfioSource(path, opened, header.available_frames)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -511,8 +561,10 @@ class AudioReader:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"AudioReader({self.path!r}, {self.info.sample_rate_hz} Hz x {self.info.num_channels} ch "
-                f"-> {self.sample_rate_hz} Hz mono, {self.num_samples} samples)")
+        return (
+            f"AudioReader({self.path!r}, {self.info.sample_rate_hz} Hz x {self.info.num_channels} ch "
+            f"-> {self.sample_rate_hz} Hz mono, {self.num_samples} samples)"
+        )
 
     def close(self) -> None:
         """Release the decoder; further reads raise ValueError."""
@@ -532,9 +584,9 @@ class AudioReader:
         low, high = max(start, 0), min(start + count, self.num_samples)
         for block_start in range(low, high, self._block_samples):
             block_stop = min(block_start + self._block_samples, high)
-            out[block_start - start:block_stop - start] = self._render(block_start, block_stop)
+            out[block_start - start : block_stop - start] = self._render(block_start, block_stop)
         if high > low:
-            self.peak = max(self.peak, float(np.max(np.abs(out[low - start:high - start]))))
+            self.peak = max(self.peak, float(np.max(np.abs(out[low - start : high - start]))))
         return out
 
     def _render(self, start: int, stop: int) -> np.ndarray:
@@ -551,7 +603,7 @@ class AudioReader:
         excerpt = _downmix(self._read_source(source_start, source_stop))
         resampled = resample_poly(excerpt, up, down)
         offset = source_start * up // down
-        return resampled[start - offset:stop - offset].astype(np.float32, copy=False)
+        return resampled[start - offset : stop - offset].astype(np.float32, copy=False)
 
     def _read_source(self, start: int, stop: int) -> np.ndarray:
         """Source frames ``[start, stop)`` as float32 ``[frames, channels]``, zeros outside the file."""
@@ -563,7 +615,7 @@ class AudioReader:
             return source.read(start, stop)
         frames = np.zeros((stop - start, source.num_channels), np.float32)
         if high > low:
-            frames[low - start:high - start] = source.read(low, high)
+            frames[low - start : high - start] = source.read(low, high)
         return frames
 
 
@@ -650,11 +702,24 @@ def _decode_wav_graph(wav_bytes: tf.Tensor, target_rate: int) -> tf.Tensor:
         format_tag,
     )
     bytes_per_sample = bits // 8
-    valid = tf.reduce_all(tf.stack([
-        channels > 0, rate > 0, bits % 8 == 0, tf.equal(block_align, channels * bytes_per_sample)
-    ]))
-    checks = [tf.debugging.Assert(valid, ["decode_wav_tf: inconsistent WAV 'fmt ' chunk: channels", channels,
-                                          "rate", rate, "bits", bits, "block_align", block_align])]
+    valid = tf.reduce_all(
+        tf.stack([channels > 0, rate > 0, bits % 8 == 0, tf.equal(block_align, channels * bytes_per_sample)])
+    )
+    checks = [
+        tf.debugging.Assert(
+            valid,
+            [
+                "decode_wav_tf: inconsistent WAV 'fmt ' chunk: channels",
+                channels,
+                "rate",
+                rate,
+                "bits",
+                bits,
+                "block_align",
+                block_align,
+            ],
+        )
+    ]
     with tf.control_dependencies(checks):
         data_start = data_at + 8
         data_size = tf.minimum(read_uint(data_at + 4, 4), tf.maximum(size - data_start, 0))
@@ -684,8 +749,9 @@ def _decode_wav_graph(wav_bytes: tf.Tensor, target_rate: int) -> tf.Tensor:
         return tf.cast(tf.io.decode_raw(data, tf.float64, little_endian=True), tf.float32)
 
     def unsupported() -> tf.Tensor:
-        check = tf.debugging.Assert(False, ["decode_wav_tf: unsupported WAV encoding: format tag",
-                                            format_tag, "bits", bits])
+        check = tf.debugging.Assert(
+            False, ["decode_wav_tf: unsupported WAV encoding: format tag", format_tag, "bits", bits]
+        )
         with tf.control_dependencies([check]):
             return tf.zeros([0], tf.float32)
 
@@ -693,16 +759,14 @@ def _decode_wav_graph(wav_bytes: tf.Tensor, target_rate: int) -> tf.Tensor:
     is_float = tf.equal(format_tag, _WAVE_FORMAT_IEEE_FLOAT)
     encodings = [(is_pcm, 8), (is_pcm, 16), (is_pcm, 24), (is_pcm, 32), (is_float, 32), (is_float, 64)]
     matches = tf.stack([tf.logical_and(tag_ok, tf.equal(bits, width)) for tag_ok, width in encodings])
-    branch = tf.where(tf.reduce_any(matches), tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32),
-                      len(encodings))
+    branch = tf.where(
+        tf.reduce_any(matches), tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32), len(encodings)
+    )
     flat = tf.switch_case(branch, [pcm8, pcm16, pcm24, pcm32, float32, float64, unsupported])
     mono = tf.reduce_mean(tf.reshape(flat, tf.stack([-1, tf.cast(channels, tf.int32)])), axis=1)
 
     def resample() -> tf.Tensor:
-        # tfio's AudioIOTensor is not thread-safe: two threads decoding at once (e.g. load_audio in a parallel
-# tf.data map) can abort the process with "Check failed: dtype() == expected_dtype". Serialise its calls.
-_TFIO_LOCK = threading.RLock()
-# tfio.audio.resample delays its output by 32 samples of the lower rate; pad the input's end so
+        # tfio.audio.resample delays its output by 32 samples of the lower rate; pad the input's end so
         # nothing is lost, then drop the delay.
         frames = tf.shape(mono, out_type=tf.int64)[0]
         out_length = (frames * target_rate + rate - 1) // rate
@@ -712,7 +776,7 @@ _TFIO_LOCK = threading.RLock()
         padded = tf.concat([mono, tf.zeros(tf.reshape(pad, [1]), tf.float32)], axis=0)
         with _quiet_tf_logger():
             resampled = tfio.audio.resample(padded, rate_in=rate, rate_out=tf.constant(target_rate, tf.int64))
-        resampled = tf.reshape(resampled, [-1])[delay:delay + out_length]
+        resampled = tf.reshape(resampled, [-1])[delay : delay + out_length]
         shortfall = out_length - tf.shape(resampled, out_type=tf.int64)[0]
         return tf.pad(resampled, tf.reshape(tf.stack([tf.constant(0, tf.int64), shortfall]), [1, 2]))
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import gin
 import numpy as np
 
-import gin
 from polyamp.constants import (
     CQT_BINS_PER_OCTAVE,
     FMIN_HZ,

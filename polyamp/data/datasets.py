@@ -84,8 +84,10 @@ class FolderDataset:
     def __init__(self, examples_path: str, split: str | None = None) -> None:
         from polyamp.data.folders import find_audio_midi_pairs, is_maestro_folder, read_maestro_index
 
-        pairs = read_maestro_index(examples_path) if is_maestro_folder(examples_path) else find_audio_midi_pairs(
-            examples_path
+        pairs = (
+            read_maestro_index(examples_path)
+            if is_maestro_folder(examples_path)
+            else find_audio_midi_pairs(examples_path)
         )
         if split is not None and any(pair.split == split for pair in pairs):
             # MAESTRO's index and train/validation/test sub-folders name splits; a flat folder is used whole.

@@ -62,9 +62,7 @@ def find_audio_midi_pairs(
     """
     root = pathlib.Path(folder)
     if not root.is_dir():
-        raise DatasetError(
-            f"dataset folder not found: {root}" if not root.exists() else f"not a folder: {root}"
-        )
+        raise DatasetError(f"dataset folder not found: {root}" if not root.exists() else f"not a folder: {root}")
 
     audio_by_stem: dict[pathlib.Path, list[pathlib.Path]] = {}
     midi_by_stem: dict[pathlib.Path, pathlib.Path] = {}
@@ -163,17 +161,14 @@ def read_maestro_index(root: str | os.PathLike[str]) -> list[AudioMidiPair]:
         split = str(row["split"]).strip().lower()
         if split not in SPLITS:
             raise DatasetError(
-                f"MAESTRO index {index} row {number}: unknown split {row['split']!r} "
-                f"(expected {', '.join(SPLITS)})"
+                f"MAESTRO index {index} row {number}: unknown split {row['split']!r} (expected {', '.join(SPLITS)})"
             )
         audio_path = root / str(row["audio_filename"]).strip()
         midi_path = root / str(row["midi_filename"]).strip()
         for path in (audio_path, midi_path):
             if not path.is_file():
                 missing.append(path)
-        example_id = pathlib.PurePosixPath(str(row["audio_filename"]).strip().replace("\\", "/")).with_suffix(
-            ""
-        )
+        example_id = pathlib.PurePosixPath(str(row["audio_filename"]).strip().replace("\\", "/")).with_suffix("")
         pairs.append(AudioMidiPair(str(example_id), audio_path, midi_path, split))
     if missing:
         more = f" (and {len(missing) - 1} more missing files)" if len(missing) > 1 else ""

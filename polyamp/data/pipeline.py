@@ -48,7 +48,7 @@ def training_batches(source: Any, frontend: Any, hparams: MelodicHParams, seed: 
             [tf.float32] * 4,
         )
         labels = {}
-        for name, roll in zip(("frames", "onsets", "offsets", "velocities"), rolls):
+        for name, roll in zip(("frames", "onsets", "offsets", "velocities"), rolls, strict=False):
             roll.set_shape([crop_frames, NUM_PITCHES])
             labels[name] = roll
         spec.set_shape([crop_frames, frontend.num_bins])

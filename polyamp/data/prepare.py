@@ -75,9 +75,7 @@ def prepare_dataset(
         raise ConfigError(f"num_shards must be >= 0 (0 = automatic), got {num_shards}")
     unknown = [split for split in splits if split not in SPLITS]
     if unknown or not splits:
-        raise ConfigError(
-            f"unknown split(s) {', '.join(unknown) or '(none given)'}; valid splits: {', '.join(SPLITS)}"
-        )
+        raise ConfigError(f"unknown split(s) {', '.join(unknown) or '(none given)'}; valid splits: {', '.join(SPLITS)}")
 
     input_dir = pathlib.Path(input_dir)
     output_dir = pathlib.Path(output_dir)
@@ -96,9 +94,7 @@ def prepare_dataset(
     clashes = sorted(path for paths in existing.values() for path in paths)
     if clashes and not overwrite:
         more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
-        raise OutputExistsError(
-            f"output file already exists: {clashes[0]}{more} (use --overwrite to replace)"
-        )
+        raise OutputExistsError(f"output file already exists: {clashes[0]}{more} (use --overwrite to replace)")
     output_dir.mkdir(parents=True, exist_ok=True)
 
     total = sum(len(split_pairs) for split_pairs in by_split.values())
@@ -110,9 +106,7 @@ def prepare_dataset(
             shards = num_shards or _auto_num_shards(split_pairs, max_chunk_s if chunked else math.inf)
             writer = writers[split] = _ShardWriter(output_dir, split, shards)
             for pair in split_pairs:
-                for record in _piece_records(
-                    pair, chunked, min_chunk_s, max_chunk_s, sample_rate_hz, sustain
-                ):
+                for record in _piece_records(pair, chunked, min_chunk_s, max_chunk_s, sample_rate_hz, sustain):
                     writer.write(record)
                 done += 1
                 if progress is not None:
@@ -135,9 +129,7 @@ def prepare_dataset(
 def _existing_outputs(output_dir: pathlib.Path, split: str) -> list[pathlib.Path]:
     if not output_dir.is_dir():
         return []
-    return sorted(
-        path for path in output_dir.glob(f"{split}.tfrecord*") if ".tmp-" not in path.name and path.is_file()
-    )
+    return sorted(path for path in output_dir.glob(f"{split}.tfrecord*") if ".tmp-" not in path.name and path.is_file())
 
 
 def _auto_num_shards(pairs: list[AudioMidiPair], chunk_s: float) -> int:
@@ -336,9 +328,7 @@ class _ShardWriter:
         self.writers: list[Any] = [None] * num_shards
         self.counts = [0] * num_shards
         self.next_shard = 0
-        self.tmp_paths = [
-            output_dir / f"{split}.tfrecord-{index:05d}.tmp-{os.getpid()}" for index in range(num_shards)
-        ]
+        self.tmp_paths = [output_dir / f"{split}.tfrecord-{index:05d}.tmp-{os.getpid()}" for index in range(num_shards)]
 
     def write(self, record: bytes) -> None:
         import tensorflow as tf
@@ -367,8 +357,7 @@ class _ShardWriter:
         self.close()
         filled = [path for path, count in zip(self.tmp_paths, self.counts, strict=True) if count]
         final = [
-            self.output_dir / f"{self.split}.tfrecord-{index:05d}-of-{len(filled):05d}"
-            for index in range(len(filled))
+            self.output_dir / f"{self.split}.tfrecord-{index:05d}-of-{len(filled):05d}" for index in range(len(filled))
         ]
         for tmp, path in zip(filled, final, strict=True):
             os.replace(tmp, path)

@@ -91,9 +91,7 @@ def random_note_sequence(
         if rng.random() < 0.45:
             time = _add_chords(sequence, rng, book, time, segment_end, voices, min_pitch, max_pitch)
         else:
-            time = _add_melodies(
-                sequence, rng, book, time, segment_end, duration_s, voices, min_pitch, max_pitch
-            )
+            time = _add_melodies(sequence, rng, book, time, segment_end, duration_s, voices, min_pitch, max_pitch)
 
     notes = sorted(sequence.notes, key=lambda note: (note.start_time, note.pitch))
     del sequence.notes[:]
@@ -175,9 +173,7 @@ def _add_melodies(
             pitch = int(np.clip(pitch + step, low, high))
             velocity = int(rng.integers(40, 121))
             if not book.is_free(pitch, t):
-                pitch = next(
-                    (candidate for candidate in range(low, high + 1) if book.is_free(candidate, t)), pitch
-                )
+                pitch = next((candidate for candidate in range(low, high + 1) if book.is_free(candidate, t)), pitch)
             if _add_note(sequence, book, pitch, t, t + length, velocity, limit):
                 # legato or detached by a short gap (>= 1 frame when re-striking a pitch is checked above)
                 t += length + float(rng.uniform(0.0, 0.08))
@@ -287,9 +283,7 @@ def write_synthetic_folder(
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, sequence, samples in make_synthetic_examples(
-        num_examples, duration_s, seed, sample_rate_hz, **kw
-    ):
+    for name, sequence, samples in make_synthetic_examples(num_examples, duration_s, seed, sample_rate_hz, **kw):
         wav_path = output_dir / f"{name}.wav"
         if wav_path.exists() and not overwrite:
             raise OutputExistsError(f"output file already exists: {wav_path} (use --overwrite to replace it)")
@@ -317,9 +311,7 @@ def write_synthetic_tfrecord(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     records = (
         make_example(name, sequence, _encode_wav(samples, sample_rate_hz))
-        for name, sequence, samples in make_synthetic_examples(
-            num_examples, duration_s, seed, sample_rate_hz, **kw
-        )
+        for name, sequence, samples in make_synthetic_examples(num_examples, duration_s, seed, sample_rate_hz, **kw)
     )
     return write_tfrecord(output_path, records)
 
@@ -332,10 +324,6 @@ def _encode_wav(samples: np.ndarray, sample_rate_hz: int) -> bytes:
 
 
 def _write_bytes_atomically(path: pathlib.Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from polyamp.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, data)

@@ -140,9 +140,7 @@ def _remote_glob(pattern: str) -> list[str]:
             return sorted(tf.io.gfile.glob(pattern))
         if tf.io.gfile.isdir(pattern):
             return sorted(
-                f"{pattern.rstrip('/')}/{name}"
-                for name in tf.io.gfile.listdir(pattern)
-                if ".tfrecord" in name
+                f"{pattern.rstrip('/')}/{name}" for name in tf.io.gfile.listdir(pattern) if ".tfrecord" in name
             )
         return [pattern] if tf.io.gfile.exists(pattern) else []
     except tf.errors.OpError as error:
@@ -184,9 +182,7 @@ def check_tfrecords(paths: list[str]) -> None:
         try:
             parse_example_tf(first)
         except tf.errors.OpError as error:
-            raise DatasetError(
-                f"{path} holds a record that does not parse: {_one_line(error.message)}"
-            ) from error
+            raise DatasetError(f"{path} holds a record that does not parse: {_one_line(error.message)}") from error
 
 
 def iter_examples(paths: str | Iterable[str]) -> Iterator[dict[str, Any]]:
@@ -209,9 +205,7 @@ def iter_examples(paths: str | Iterable[str]) -> Iterator[dict[str, Any]]:
             except StopIteration:
                 break
             except tf.errors.OpError as error:
-                raise DatasetError(
-                    f"{path} is not a valid TFRecord file: {_one_line(error.message)}"
-                ) from error
+                raise DatasetError(f"{path} is not a valid TFRecord file: {_one_line(error.message)}") from error
             yield _decode_record(bytes(record.numpy()), path)
 
 
@@ -238,9 +232,7 @@ def _decode_record(record: bytes, path: str) -> dict[str, Any]:
         sequence = music_pb2.NoteSequence.FromString(values["sequence"])
         velocity_range = music_pb2.VelocityRange.FromString(values["velocity_range"])
     except DecodeError as error:
-        raise DatasetError(
-            f"{path} holds a record whose sequence or velocity_range does not decode"
-        ) from error
+        raise DatasetError(f"{path} holds a record whose sequence or velocity_range does not decode") from error
     audio = values["audio"]
     if audio[:4] != b"RIFF" or audio[8:12] != b"WAVE":
         raise DatasetError(f"{path} holds a record whose 'audio' feature is not a WAV file")

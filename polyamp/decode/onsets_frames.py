@@ -26,9 +26,9 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+import gin
 import numpy as np
 
-import gin
 from polyamp.constants import FRAMES_PER_SECOND, MIN_MIDI_PITCH
 from polyamp.errors import ConfigError
 from polyamp.registry import POSTPROCESSORS

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from typing import TYPE_CHECKING
 
 from polyamp.errors import ConfigError, MidiError, OutputExistsError, PolyampError
@@ -77,23 +76,13 @@ def write_midi(
     except Exception as error:
         raise MidiError(f"cannot convert the notes to MIDI for {path}: {error}") from error
 
+    from polyamp.fileio import atomic_output
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with atomic_output(path) as handle:
+            pretty.write(handle)
     except OSError as error:
         raise PolyampError(f"cannot write MIDI file {path}: {error.strerror or error}") from error
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pretty.write(handle)
-        os.replace(tmp_name, path)
-    except BaseException as error:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        if isinstance(error, OSError):
-            raise PolyampError(f"cannot write MIDI file {path}: {error.strerror or error}") from error
-        raise
     return path
 
 
