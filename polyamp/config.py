@@ -49,6 +49,7 @@ class MelodicHParams:
     onsets_true_weighing: float = 1.0
     offsets_true_weighing: float = 0.5
     velocity_loss_weight: float = 1.0
+    activation_loss_weight: float = 1.0  # direct frame loss on the activation head (0 = as in O&F)
     # Decoding thresholds (0 disables a stage).
     predict_frame_threshold: float = 0.5
     predict_onset_threshold: float = 0.5

@@ -17,7 +17,7 @@ def test_model_outputs_every_head_for_any_length() -> None:
     model = build_melodic_model(MelodicHParams(), 229)
     for frames in (7, 40):
         outputs = model(np.random.default_rng(0).random((2, frames, 229), dtype=np.float32), training=False)
-        assert set(outputs) == {"frames", "onsets", "offsets", "velocities"}
+        assert set(outputs) == {"frames", "onsets", "offsets", "velocities", "activations"}
         for name, value in outputs.items():
             assert tuple(value.shape) == (2, frames, 88), name
         assert 0.0 <= float(np.min(outputs["frames"])) and float(np.max(outputs["frames"])) <= 1.0
