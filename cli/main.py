@@ -207,9 +207,9 @@ def transcribe(
 
     with transcription_progress() as progress:
         for path, destination in zip(inputs, outputs, strict=False):
-            sequence = model.transcribe(path, qpm=qpm, progress=progress.callback_for(path.name))
-            write_midi(sequence, destination, qpm=qpm, overwrite=overwrite)
-            progress.log(f"{path} -> {destination} ({len(sequence.notes)} notes)")
+            notes = model.transcribe_notes(path, progress=progress.callback_for(path.name))
+            write_midi(notes, destination, qpm=qpm, overwrite=overwrite)
+            progress.log(f"{path} -> {destination} ({len(notes)} notes)")
 
 
 @app.command()
@@ -279,5 +279,29 @@ def plugins() -> None:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Once TensorFlow is loaded, the process ends with ``os._exit`` after flushing: every file the
+    command wrote is already closed (outputs are written atomically), and TensorFlow's interpreter
+    teardown would add about a second to every command.
+    """
+    exit_with(app)
+
+
+def exit_with(application: typer.Typer, args: list[str] | None = None) -> None:
+    """Runs ``application`` and exits with its status, skipping TensorFlow's slow teardown."""
+    import os
+    import sys
+
+    try:
+        application(args=args, prog_name="polyamp")
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        if stop.code is not None and not isinstance(stop.code, int):
+            print(stop.code, file=sys.stderr)
+    if "tensorflow" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)

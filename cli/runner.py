@@ -81,6 +81,6 @@ def to_polyamp_args(argv: list[str]) -> list[str]:
 
 def run() -> None:
     """Console-script entry point."""
-    from .main import app
+    from .main import app, exit_with
 
-    app(args=to_polyamp_args(sys.argv[1:]), prog_name="polyamp")
+    exit_with(app, to_polyamp_args(sys.argv[1:]))

@@ -48,7 +48,7 @@ class WindowedPredictor:
         model: Any,
         frontend: Any,
         window_frames: int = 1024,
-        context_frames: int = 48,
+        context_frames: int = 32,
         batch_windows: int = 4,
     ) -> None:
         self.model = model

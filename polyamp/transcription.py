@@ -40,6 +40,13 @@ class TranscriptionModel:
             check_audible(reader.peak, str(audio_path))
         return rolls
 
+    def transcribe_notes(
+        self, audio_path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None
+    ) -> list[Any]:
+        """Decoded notes (pitch, start_s, end_s, velocity) of one audio file, without building a NoteSequence."""
+        rolls = self.predict_rolls(audio_path, progress=progress)
+        return self.components.decoder.decode(rolls.frames, rolls.onsets, rolls.offsets, rolls.velocities)
+
     def transcribe(
         self,
         audio_path: str | os.PathLike[str],
@@ -47,10 +54,7 @@ class TranscriptionModel:
         progress: Callable[[int, int], None] | None = None,
     ) -> Any:
         """The NoteSequence of one audio file (times in seconds; ``qpm`` only sets the tempo event)."""
-        rolls = self.predict_rolls(audio_path, progress=progress)
-        sequence = self.components.decoder(rolls.frames, rolls.onsets, rolls.offsets, rolls.velocities)
-        del sequence.tempos[:]
-        sequence.tempos.add(time=0.0, qpm=float(qpm))
+        sequence = self.components.decoder.to_note_sequence(self.transcribe_notes(audio_path, progress), qpm=qpm)
         sequence.filename = os.path.basename(str(audio_path))
         return sequence
 

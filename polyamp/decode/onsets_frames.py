@@ -49,6 +49,9 @@ class Note:
     velocity: int
 
 
+_PITCH_BLOCK = 8
+
+
 def _as_roll(values: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """float32 [T, P] roll in [0, 1]; bool is 0/1, uint8 is read as 0..255."""
     array = np.asarray(values)
@@ -153,6 +156,45 @@ class OnsetsFramesDecoder:
         Column ``p`` is MIDI pitch 21 + p. ``velocity_values`` are velocities / 127 in [0, 1].
         ``start_time_s`` is the time of frame 0 in seconds.
         """
+        frame_array = np.asarray(frame_probs)
+        if frame_array.ndim != 2:
+            raise ValueError(f"frame_probs must have shape [frames, pitches], got {frame_array.shape}")
+        arrays = {"onset_probs": onset_probs, "offset_probs": offset_probs, "velocity_values": velocity_values}
+        arrays = {name: None if value is None else np.asarray(value) for name, value in arrays.items()}
+        for name, value in arrays.items():
+            if value is not None and value.shape != frame_array.shape:
+                raise ValueError(f"{name} has shape {value.shape}, expected {frame_array.shape} like frame_probs")
+        # Decode a few pitch columns at a time so temporaries stay small for hour-long rolls.
+        parts = []
+        for first in range(0, frame_array.shape[1], _PITCH_BLOCK):
+            columns = slice(first, first + _PITCH_BLOCK)
+            part = self._decode_columns(
+                frame_array[:, columns],
+                *(None if value is None else value[:, columns] for value in arrays.values()),
+            )
+            if part is not None:
+                parts.append((part[0] + first, *part[1:]))
+        if not parts:
+            return []
+        rows, onset_frames, offset_frames, velocities = (np.concatenate(items) for items in zip(*parts, strict=True))
+        keep = (offset_frames - onset_frames) * (1000.0 / self.frames_per_second) >= self.min_duration_ms
+        rows, onset_frames, offset_frames, velocities = (
+            rows[keep],
+            onset_frames[keep],
+            offset_frames[keep],
+            velocities[keep],
+        )
+        order = np.lexsort((rows, onset_frames))
+        pitches = (rows[order] + MIN_MIDI_PITCH).tolist()
+        start_s = (start_time_s + onset_frames[order] / self.frames_per_second).tolist()
+        end_s = (start_time_s + offset_frames[order] / self.frames_per_second).tolist()
+        velocity_list = velocities[order].tolist()
+        return [Note(*values) for values in zip(pitches, start_s, end_s, velocity_list, strict=True)]
+
+    def _decode_columns(
+        self, frame_probs: Any, onset_probs: Any, offset_probs: Any, velocity_values: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """(pitch row, onset frame, offset frame, MIDI velocity) arrays of the notes in [T, P] rolls."""
         frames = _as_roll(frame_probs, "frame_probs")
         num_frames, num_pitches = frames.shape
         frame_on = frames > self.frame_threshold
@@ -190,7 +232,7 @@ class OnsetsFramesDecoder:
         rising[1:] &= ~start_flat[:-1]
         starts = np.flatnonzero(rising)
         if starts.size == 0:
-            return []
+            return None
 
         off = np.flatnonzero(~frame_flat)  # every pitch has its padding frame here
         first_off = off[np.searchsorted(off, starts)]
@@ -213,21 +255,7 @@ class OnsetsFramesDecoder:
             velocities = np.full(starts.shape, self.default_velocity, np.int64)
 
         rows = starts // stride
-        onset_frames = starts - rows * stride
-        offset_frames = ends - rows * stride
-        keep = (offset_frames - onset_frames) * (1000.0 / self.frames_per_second) >= self.min_duration_ms
-        rows, onset_frames, offset_frames, velocities = (
-            rows[keep],
-            onset_frames[keep],
-            offset_frames[keep],
-            velocities[keep],
-        )
-        order = np.lexsort((rows, onset_frames))
-        pitches = (rows[order] + MIN_MIDI_PITCH).tolist()
-        start_s = (start_time_s + onset_frames[order] / self.frames_per_second).tolist()
-        end_s = (start_time_s + offset_frames[order] / self.frames_per_second).tolist()
-        velocity_list = velocities[order].tolist()
-        return [Note(*values) for values in zip(pitches, start_s, end_s, velocity_list, strict=True)]
+        return rows, starts - rows * stride, ends - rows * stride, velocities
 
     def to_note_sequence(self, notes: Sequence[Note], qpm: float = 120.0, instrument: int = 0, program: int = 0) -> Any:
         """NoteSequence of ``notes``: one instrument, tempo ``qpm``, 220 ticks per quarter."""

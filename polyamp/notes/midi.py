@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from polyamp.errors import ConfigError, MidiError, OutputExistsError, PolyampError
 
@@ -47,7 +48,7 @@ def read_midi(path: str | os.PathLike[str]) -> NoteSequence:
 
 
 def write_midi(
-    sequence: NoteSequence,
+    sequence: NoteSequence | Sequence[Any],
     path: str | os.PathLike[str],
     qpm: float = 120.0,
     overwrite: bool = False,
@@ -59,6 +60,10 @@ def write_midi(
     grouped into tracks by ``(instrument, program, is_drum)``. Refuses an existing file
     (OutputExistsError) unless ``overwrite``; creates parent directories; writes atomically
     (a temporary file in the same directory, then ``os.replace``).
+
+    ``sequence`` may also be a list of decoded notes (objects with ``pitch``, ``start_s``,
+    ``end_s``, ``velocity``): they go on one piano track without importing note_seq, which keeps
+    ``polyamp transcribe`` fast.
     """
     path = pathlib.Path(path)
     if not qpm or qpm <= 0 or qpm != qpm:
@@ -68,11 +73,8 @@ def write_midi(
     if path.exists() and not overwrite:
         raise OutputExistsError(f"output file already exists: {path} (use --overwrite to replace it)")
 
-    from note_seq import midi_io
-
-    prepared = _prepare_for_writing(sequence, qpm)
     try:
-        pretty = midi_io.note_sequence_to_pretty_midi(prepared)
+        pretty = _to_pretty_midi(sequence, qpm)
     except Exception as error:
         raise MidiError(f"cannot convert the notes to MIDI for {path}: {error}") from error
 
@@ -84,6 +86,26 @@ def write_midi(
     except OSError as error:
         raise PolyampError(f"cannot write MIDI file {path}: {error.strerror or error}") from error
     return path
+
+
+def _to_pretty_midi(sequence: Any, qpm: float) -> Any:
+    """A PrettyMIDI object of a NoteSequence, or of a list of decoded notes (one piano track)."""
+    if hasattr(sequence, "notes") and hasattr(sequence, "tempos"):
+        from note_seq import midi_io
+
+        return midi_io.note_sequence_to_pretty_midi(_prepare_for_writing(sequence, qpm))
+    import pretty_midi
+
+    pretty = pretty_midi.PrettyMIDI(resolution=DEFAULT_TICKS_PER_QUARTER, initial_tempo=float(qpm))
+    track = pretty_midi.Instrument(program=0)
+    track.notes = [
+        pretty_midi.Note(
+            velocity=int(note.velocity), pitch=int(note.pitch), start=float(note.start_s), end=float(note.end_s)
+        )
+        for note in sequence
+    ]
+    pretty.instruments.append(track)
+    return pretty
 
 
 def _prepare_for_writing(sequence: NoteSequence, qpm: float) -> NoteSequence:
