@@ -103,7 +103,15 @@ def train(
     manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=keep_checkpoints)
     own = latest_checkpoint(directory)
     if own is not None:
-        checkpoint.restore(own.prefix).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(own.prefix).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            from polyamp.errors import CheckpointError
+
+            raise CheckpointError(
+                f"cannot resume {own.prefix}: the model built from this config does not match it "
+                f"(architecture hparams changed?); use a new --model-id. {str(error).strip().splitlines()[0]}"
+            ) from None
     elif load_id:
         restore_weights(model, resolve_checkpoint(model_dir, model_type, load_id))
     first_step = int(step.numpy())

@@ -6,7 +6,7 @@
 set -euo pipefail
 bin=${1:-.venv/bin}
 out=${2:-demo-output}
-steps=${DEMO_STEPS:-300}
+steps=${DEMO_STEPS:-500}
 mkdir -p "$out"
 export TF_CPP_MIN_LOG_LEVEL=3
 

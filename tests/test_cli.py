@@ -270,3 +270,25 @@ def test_unreadable_midi_in_prepare(polyamp_command, tmp_path, clip) -> None:
 def test_unknown_option_and_model_type(polyamp_command) -> None:
     result = run(polyamp_command + ["transcribe", "x.wav", "--model-type", "drums"])
     assert result.returncode != 0 and "Traceback" not in result.stderr
+
+
+def test_resuming_with_a_different_architecture_is_refused(polyamp_command, trained_model, synthetic_tfrecord):
+    before = sorted(path.name for path in (trained_model / "melodic" / "cli").iterdir())
+    result = run(
+        polyamp_command
+        + [
+            "train",
+            "--examples-path",
+            str(synthetic_tfrecord),
+            "--model-dir",
+            str(trained_model),
+            "--model-id",
+            "cli",
+            "--num-steps",
+            "20",
+            "--hparams",
+            '{"fc_size": 40}',
+        ]
+    )
+    assert_clean_failure(result, "cannot resume")
+    assert sorted(path.name for path in (trained_model / "melodic" / "cli").iterdir()) == before
