@@ -37,7 +37,9 @@ def handle_errors(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except PolyampError as error:
-            fail(str(error), error.exit_code)
+            # gin appends "In call to configurable ..." lines to errors raised inside configurables.
+            lines = str(error).strip().splitlines()
+            fail(lines[0] if lines else type(error).__name__, error.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except MemoryError:

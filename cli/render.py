@@ -32,19 +32,22 @@ def _progress(*extra: Any) -> Progress:
 def training_progress() -> Iterator[Callable[[int, int, dict[str, float], float], None]]:
     """Yields ``progress(step, num_steps, losses, steps_per_second)``."""
     progress = _progress(TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"))
-    with progress:
-        task = progress.add_task("training", total=None, loss="-", rate="-")
+    task = progress.add_task("training", total=None, loss="-", rate="-")
+    started = False
 
-        def update(step: int, num_steps: int, losses: dict[str, float], rate: float) -> None:
-            progress.update(
-                task,
-                completed=step,
-                total=num_steps,
-                loss=f"{losses.get('total', float('nan')):.4f}",
-                rate=f"{rate:.2f}",
-            )
+    def update(step: int, num_steps: int, losses: dict[str, float], rate: float) -> None:
+        nonlocal started
+        if not started:  # draw from the first step on, once data and model are ready
+            progress.start()
+            started = True
+        loss = losses.get("total", float("nan"))
+        progress.update(task, completed=step, total=num_steps, loss=f"{loss:.4f}", rate=f"{rate:.2f}")
 
+    try:
         yield update
+    finally:
+        if started:
+            progress.stop()
 
 
 def print_training_result(result: Any) -> None:

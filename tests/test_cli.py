@@ -24,6 +24,7 @@ def assert_clean_failure(result: subprocess.CompletedProcess, *needles: str) -> 
     """Non-zero exit, one ``error:`` line on stderr naming what was wrong, no traceback."""
     assert result.returncode != 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+    assert "In call to configurable" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr
     for needle in needles:
