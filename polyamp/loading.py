@@ -31,17 +31,24 @@ def load_components(
 
 
 def restore_weights(model: Any, ref: CheckpointRef) -> None:
-    """Restores ``model``'s weights from ``ref``; a mismatch is a CheckpointError, not a traceback."""
+    """Restores ``model``'s weights (only) from ``ref``."""
     import tensorflow as tf
 
-    checkpoint = tf.train.Checkpoint(model=model)
+    restore_checkpoint(tf.train.Checkpoint(model=model), ref, expect_partial=True, action="load")
+
+
+def restore_checkpoint(checkpoint: Any, ref: CheckpointRef, expect_partial: bool, action: str) -> None:
+    """Restores a ``tf.train.Checkpoint`` from ``ref``; a mismatch is a CheckpointError, not a traceback."""
+    import tensorflow as tf
+
     try:
         status = checkpoint.restore(ref.prefix)
-        status.expect_partial()
+        if expect_partial:
+            status.expect_partial()
         status.assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
-            f"checkpoint {ref.prefix} does not fit the {model.name} model built from its config "
-            f"(were architecture hparams overridden?): {first_line}"
+            f"cannot {action} {ref.prefix}: it does not fit the model built from its config "
+            f"(architecture hparams changed? use a new --model-id for a new architecture): {first_line}"
         ) from None

@@ -79,7 +79,7 @@ def train(
 
     from polyamp.data.datasets import open_dataset
     from polyamp.data.pipeline import training_batches
-    from polyamp.loading import restore_weights
+    from polyamp.loading import restore_checkpoint, restore_weights
     from polyamp.models.losses import melodic_losses
 
     call_started = time.perf_counter()
@@ -103,15 +103,7 @@ def train(
     manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=keep_checkpoints)
     own = latest_checkpoint(directory)
     if own is not None:
-        try:
-            checkpoint.restore(own.prefix).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
-            from polyamp.errors import CheckpointError
-
-            raise CheckpointError(
-                f"cannot resume {own.prefix}: the model built from this config does not match it "
-                f"(architecture hparams changed?); use a new --model-id. {str(error).strip().splitlines()[0]}"
-            ) from None
+        restore_checkpoint(checkpoint, own, expect_partial=False, action="resume from")
     elif load_id:
         restore_weights(model, resolve_checkpoint(model_dir, model_type, load_id))
     first_step = int(step.numpy())
