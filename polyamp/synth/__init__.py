@@ -1,0 +1,1 @@
+"""Rendering MIDI collections into training data with SoundFonts (``polyamp synth``)."""
