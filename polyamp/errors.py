@@ -33,10 +33,18 @@ class DatasetError(InputFileError):
     """A dataset (TFRecords, a MAESTRO folder, an audio+MIDI folder) is missing or malformed."""
 
 
+class SoundFontError(InputFileError):
+    """A SoundFont (``.sf2``/``.sf3``) is missing or FluidSynth cannot load it."""
+
+
 class ConfigError(PolyampError):
     """An unknown or ill-typed hparam, a bad gin file or binding, or an unknown plugin name."""
 
     exit_code = 3
+
+
+class MissingDependencyError(ConfigError):
+    """An optional system library or package (FluidSynth, music21, Apache Beam) is not installed."""
 
 
 class CheckpointError(PolyampError):
