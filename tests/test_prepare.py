@@ -14,14 +14,28 @@ import soundfile
 from note_seq.protobuf import music_pb2
 
 from polyamp.data.folders import find_audio_midi_pairs, is_maestro_folder, read_maestro_index
-from polyamp.data.prepare import choose_chunk_bounds, extract_chunk, prepare_dataset
+from polyamp.data.prepare import PrepareReport, choose_chunk_bounds, extract_chunk, prepare_dataset
 from polyamp.data.synthetic import write_synthetic_folder
 from polyamp.data.tfrecord import check_tfrecords, iter_examples
-from polyamp.errors import AudioError, DatasetError, MidiError, OutputExistsError
+from polyamp.errors import DatasetError, OutputExistsError
 from polyamp.notes.midi import read_midi, write_midi
 
 SR = 16000
 PIECE_S = 12.0
+# One in-process worker keeps these small pipelines fast; test_prepare_runs_on_worker_processes
+# covers the default multi-process DirectRunner.
+FAST_BEAM = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def prepare(*args, **kwargs) -> dict:
+    """prepare_dataset on the fast in-process runner; returns the shards written per split."""
+    report = prepare_report(*args, **kwargs)
+    return report.written
+
+
+def prepare_report(*args, **kwargs) -> PrepareReport:
+    kwargs.setdefault("pipeline_args", FAST_BEAM)
+    return prepare_dataset(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +48,7 @@ def piece_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def prepared(piece_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     output = tmp_path_factory.mktemp("prepared")
-    calls = []
-    written = prepare_dataset(
-        piece_folder,
-        output,
-        min_chunk_s=2.0,
-        max_chunk_s=5.0,
-        progress=lambda done, total: calls.append((done, total)),
-    )
-    assert calls == [(1, 3), (2, 3), (3, 3)]
+    written = prepare(piece_folder, output, min_chunk_s=2.0, max_chunk_s=5.0)
     return output, written
 
 
@@ -171,7 +177,7 @@ def test_prepare_maestro_writes_each_split(tmp_path: Path, piece_folder: Path) -
     _write_csv(root / "maestro-v3.0.0.csv", rows)
     _write_column_json(root / "maestro-v3.0.0.json", rows)
     output = tmp_path / "out"
-    written = prepare_dataset(root, output, min_chunk_s=2.0, max_chunk_s=5.0)
+    written = prepare(root, output, min_chunk_s=2.0, max_chunk_s=5.0)
     assert {split: [p.name for p in paths] for split, paths in written.items()} == {
         "train": ["train.tfrecord-00000-of-00001"],
         "validation": ["validation.tfrecord-00000-of-00001"],
@@ -185,7 +191,7 @@ def test_prepare_maestro_writes_each_split(tmp_path: Path, piece_folder: Path) -
         original = read_midi(root / row["midi_filename"])
         assert len(record["sequence"].notes) == len(original.notes)
 
-    only_test = prepare_dataset(root, tmp_path / "only_test", splits=("test",), kind="maestro")
+    only_test = prepare(root, tmp_path / "only_test", splits=("test",), kind="maestro")
     assert list(only_test) == ["test"]
     assert [p.name for p in (tmp_path / "only_test").iterdir()] == ["test.tfrecord-00000-of-00001"]
 
@@ -200,7 +206,7 @@ def test_maestro_errors(tmp_path: Path, piece_folder: Path) -> None:
     with pytest.raises(DatasetError, match="missing.wav"):
         read_maestro_index(tmp_path)
     with pytest.raises(DatasetError, match="missing.wav"):
-        prepare_dataset(tmp_path, tmp_path / "out")
+        prepare(tmp_path, tmp_path / "out")
     (tmp_path / "maestro-v3.0.0.json").write_text("{not json")
     with pytest.raises(DatasetError, match="maestro-v3.0.0.json"):
         read_maestro_index(tmp_path)
@@ -208,37 +214,60 @@ def test_maestro_errors(tmp_path: Path, piece_folder: Path) -> None:
 
 def test_overwrite_refusal_and_replacement(tmp_path: Path, piece_folder: Path) -> None:
     output = tmp_path / "out"
-    first = prepare_dataset(piece_folder, output, min_chunk_s=2.0, max_chunk_s=5.0, num_shards=3)
+    first = prepare(piece_folder, output, min_chunk_s=2.0, max_chunk_s=5.0, num_shards=3)
     assert [p.name for p in first["train"]] == [f"train.tfrecord-0000{i}-of-00003" for i in range(3)]
     counts = [len(list(iter_examples([str(p)]))) for p in first["train"]]
-    assert max(counts) - min(counts) <= 1  # round-robin
+    assert all(counts)  # records spread over the shards by a stable hash of their id
     before = {p.name: p.read_bytes() for p in output.iterdir()}
     with pytest.raises(OutputExistsError, match="train.tfrecord-00000-of-00003"):
-        prepare_dataset(piece_folder, output, min_chunk_s=2.0, max_chunk_s=5.0)
+        prepare(piece_folder, output, min_chunk_s=2.0, max_chunk_s=5.0)
     assert {p.name: p.read_bytes() for p in output.iterdir()} == before  # untouched
-    second = prepare_dataset(piece_folder, output, min_chunk_s=2.0, max_chunk_s=5.0, num_shards=1, overwrite=True)
+    second = prepare(piece_folder, output, min_chunk_s=2.0, max_chunk_s=5.0, num_shards=1, overwrite=True)
     assert sorted(p.name for p in output.iterdir()) == ["train.tfrecord-00000-of-00001"]
     assert len(list(iter_examples([str(p) for p in second["train"]]))) == sum(counts)
 
 
-def test_corrupt_midi_names_the_file_and_leaves_nothing(tmp_path: Path, piece_folder: Path) -> None:
+def test_corrupt_midi_is_skipped_named_and_the_rest_written(tmp_path: Path, piece_folder: Path) -> None:
     folder = tmp_path / "in"
     shutil.copytree(piece_folder, folder)
     bad = sorted(folder.glob("*.mid"))[1]
     bad.write_bytes(b"MThd garbage garbage")
     output = tmp_path / "out"
-    with pytest.raises(MidiError, match=bad.name):
-        prepare_dataset(folder, output, min_chunk_s=2.0, max_chunk_s=5.0)
-    assert list(output.iterdir()) == []  # no shards, no temporary files
+    report = prepare_report(folder, output, min_chunk_s=2.0, max_chunk_s=5.0)
+    assert len(report.skipped) == 1 and bad.name in report.skipped[0]
+    ids = {record["id"].rsplit("_", 1)[0] for record in iter_examples([str(p) for p in report.written["train"]])}
+    assert bad.stem not in ids and len(ids) == 2
+    assert sorted(p.name for p in output.iterdir()) == ["train.tfrecord-00000-of-00001"]  # no temporary files
 
 
-def test_corrupt_audio_names_the_file(tmp_path: Path, piece_folder: Path) -> None:
+def test_corrupt_audio_is_skipped_and_nothing_usable_is_an_error(tmp_path: Path, piece_folder: Path) -> None:
     folder = tmp_path / "in"
     shutil.copytree(piece_folder, folder)
     bad = sorted(folder.glob("*.wav"))[0]
     bad.write_bytes(b"RIFF....WAVEnot really")
-    with pytest.raises(AudioError, match=bad.name):
-        prepare_dataset(folder, tmp_path / "out")
+    report = prepare_report(folder, tmp_path / "out")
+    assert len(report.skipped) == 1 and bad.name in report.skipped[0]
+    for wav in folder.glob("*.wav"):
+        wav.write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"nothing could be prepared .*3 item\(s\) skipped"):
+        prepare(folder, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists() or list((tmp_path / "out2").iterdir()) == []
+
+
+def test_prepare_runs_on_worker_processes(tmp_path: Path, piece_folder: Path) -> None:
+    """The default runner: DirectRunner, multi-processing, one worker per core; byte-identical reruns."""
+    first = prepare_dataset(piece_folder, tmp_path / "a", min_chunk_s=2.0, max_chunk_s=5.0, num_shards=2)
+    second = prepare_dataset(piece_folder, tmp_path / "b", min_chunk_s=2.0, max_chunk_s=5.0, num_shards=2)
+    assert first.records == second.records and first.records["train"] >= 9
+    for a, b in zip(first.written["train"], second.written["train"], strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_unknown_pipeline_option_is_a_config_error(tmp_path: Path, piece_folder: Path) -> None:
+    from polyamp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--no_such_option"):
+        prepare(piece_folder, tmp_path / "out", pipeline_args=["--no_such_option=1"])
 
 
 def test_sustain_pedal_is_applied(tmp_path: Path) -> None:
@@ -252,7 +281,7 @@ def test_sustain_pedal_is_applied(tmp_path: Path) -> None:
     soundfile.write(folder / "pedal.wav", noise, SR, subtype="PCM_16")
     for sustain, end in ((True, 3.0), (False, 1.0)):
         out = tmp_path / f"out-{sustain}"
-        written = prepare_dataset(folder, out, sustain=sustain)
+        written = prepare(folder, out, sustain=sustain)
         (record,) = iter_examples([str(p) for p in written["train"]])
         assert record["sequence"].notes[0].end_time == pytest.approx(end, abs=2e-3)
 
@@ -263,7 +292,7 @@ def test_audio_is_padded_to_cover_late_notes(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     write_midi(sequence, folder / "short.mid")
     soundfile.write(folder / "short.wav", np.full(2 * SR, 0.1, np.float32), SR, subtype="PCM_16")
-    written = prepare_dataset(folder, tmp_path / "out")
+    written = prepare(folder, tmp_path / "out")
     (record,) = iter_examples([str(p) for p in written["train"]])
     assert _audio(record["audio"]).size / SR >= 2.5
 
@@ -333,7 +362,7 @@ def test_automatic_shard_count_follows_the_number_of_chunks(
     import polyamp.data.prepare as prepare_module
 
     monkeypatch.setattr(prepare_module, "RECORDS_PER_SHARD", 3)  # 3 pieces x 3 chunks of <= 5 s -> 3 shards
-    written = prepare_dataset(piece_folder, tmp_path / "out", min_chunk_s=2.0, max_chunk_s=5.0)
+    written = prepare(piece_folder, tmp_path / "out", min_chunk_s=2.0, max_chunk_s=5.0)
     assert [p.name for p in written["train"]] == [f"train.tfrecord-0000{i}-of-00003" for i in range(3)]
     ids = [record["id"] for record in iter_examples([str(p) for p in written["train"]])]
     assert len(ids) == len(set(ids)) >= 9

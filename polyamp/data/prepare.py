@@ -1,20 +1,27 @@
-"""Turning a folder of audio + MIDI pairs (or MAESTRO) into Magenta-style TFRecord shards.
+"""Turning datasets into Magenta-style TFRecord shards, as an Apache Beam pipeline.
 
-Training pieces are cut into chunks of ``min_chunk_s``-``max_chunk_s`` seconds, preferably in
-silences of the score; validation and test pieces are kept whole. Output files are named like
-Magenta's: ``<output_dir>/<split>.tfrecord-00003-of-00012``.
+Inputs: a MAESTRO folder, any folder of audio + same-stem MIDI files, a Slakh2100 (or
+``polyamp synth``) folder, or an NSynth JSON + WAV release. Training pieces are cut into chunks of
+``min_chunk_s``-``max_chunk_s`` seconds, preferably in silences of the score; validation and test
+pieces are kept whole. Output files are named like Magenta's:
+``<output_dir>/<split>.tfrecord-00003-of-00012`` (NSynth: ``nsynth-<split>.tfrecord-...`` in
+NSynth's own format, mixed into polyphony at training time).
 
-Streaming: one piece is in memory at a time; records go straight to the shard files, which are
-written as ``<name>.tmp-<pid>`` and renamed only when every split has been written.
+The pipeline runs on the DirectRunner with one worker process per core by default; any Beam
+runner via standard pipeline options. A piece that cannot be read (corrupt audio, unreadable
+MIDI, a broken Slakh track) is skipped and reported; the rest is still written. Shards appear
+under their final names only when the whole run has succeeded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import pathlib
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,8 +43,30 @@ logger = logging.getLogger(__name__)
 
 RECORDS_PER_SHARD = 200
 """With ``num_shards=0`` the number of shards is about one per this many records."""
-KINDS = ("auto", "maestro", "folder")
+NSYNTH_NOTES_PER_SHARD = 2000
+KINDS = ("auto", "maestro", "folder", "slakh", "synth", "nsynth")
 _LENGTH_MISMATCH_WARN_S = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkingOptions:
+    """How pieces become records: ``chunked`` into ``min_chunk_s``-``max_chunk_s`` s pieces or
+    whole; audio at ``sample_rate_hz``; the sustain pedal applied to the notes if ``sustain``."""
+
+    chunked: bool
+    min_chunk_s: float
+    max_chunk_s: float
+    sample_rate_hz: int
+    sustain: bool
+
+
+@dataclasses.dataclass
+class PrepareReport:
+    """What a ``prepare`` run wrote: shard paths and record counts per split, and skipped items."""
+
+    written: dict[str, list[pathlib.Path]]
+    records: dict[str, int]
+    skipped: list[str]
 
 
 def prepare_dataset(
@@ -52,18 +81,20 @@ def prepare_dataset(
     splits: Sequence[str] = SPLITS,
     sustain: bool = True,
     overwrite: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, list[pathlib.Path]]:
-    """Writes ``<output_dir>/<split>.tfrecord-NNNNN-of-MMMMM`` shards; returns the paths per split.
+    pipeline_args: Sequence[str] | None = None,
+) -> PrepareReport:
+    """Writes ``<output_dir>/<split>.tfrecord-NNNNN-of-MMMMM`` shards on Apache Beam.
 
-    ``kind``: ``maestro`` (a MAESTRO index), ``folder`` (audio files with same-stem MIDI) or
-    ``auto``. ``num_shards`` per split (0: about one per 200 records, at least 1). Audio is
-    read as mono at ``sample_rate_hz``; the sustain pedal is applied to the notes if ``sustain``.
-    Train pieces are cut into ``min_chunk_s``-``max_chunk_s`` s chunks (times restart at 0 in
-    each); other splits are written whole. Splits without pieces get no files. Refuses existing
-    ``<split>.tfrecord*`` outputs (OutputExistsError) unless ``overwrite``. ``progress(done, total)``
-    is called after each piece. A bad audio or MIDI file raises an error naming it and leaves no
-    new output behind.
+    ``kind``: ``maestro`` (a MAESTRO index), ``folder`` (audio files with same-stem MIDI),
+    ``slakh``/``synth`` (Slakh2100 layout: mixes with per-stem MIDI; notes keep their program,
+    and so their family), ``nsynth`` (JSON + WAV release, rewritten as NSynth TFRecords) or
+    ``auto``. ``num_shards`` per split (0: about one per 200 records). Audio is read as mono at
+    ``sample_rate_hz``; the sustain pedal is applied if ``sustain``. Train pieces are cut into
+    ``min_chunk_s``-``max_chunk_s`` s chunks (times restart at 0 in each); other splits are
+    written whole. Refuses existing ``<split>.tfrecord*`` outputs (OutputExistsError) unless
+    ``overwrite``. ``pipeline_args``: Beam pipeline options (default: DirectRunner, one worker
+    per core). Unreadable pieces are skipped and listed in the report; DatasetError if nothing
+    could be written.
     """
     if kind not in KINDS:
         raise ConfigError(f"unknown dataset kind {kind!r}; valid kinds: {', '.join(KINDS)}")
@@ -81,103 +112,221 @@ def prepare_dataset(
     output_dir = pathlib.Path(output_dir)
     if not input_dir.is_dir():
         raise DatasetError(f"input folder not found: {input_dir}")
-    use_maestro = kind == "maestro" or (kind == "auto" and is_maestro_folder(input_dir))
-    pairs = read_maestro_index(input_dir) if use_maestro else find_audio_midi_pairs(input_dir)
-    by_split = {split: [pair for pair in pairs if pair.split == split] for split in SPLITS if split in splits}
-    by_split = {split: split_pairs for split, split_pairs in by_split.items() if split_pairs}
-    if not by_split:
+    kind = _detect_kind(input_dir) if kind == "auto" else ("slakh" if kind == "synth" else kind)
+    items_by_split, skipped = _list_items(input_dir, kind, splits)
+    if not items_by_split:
         raise DatasetError(f"no pieces of split(s) {', '.join(splits)} in {input_dir}")
 
+    prefix = "nsynth-" if kind == "nsynth" else ""
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputExistsError(f"output path exists and is not a folder: {output_dir}")
-    existing = {split: _existing_outputs(output_dir, split) for split in splits}
+    existing = {split: _existing_outputs(output_dir, prefix + split) for split in splits}
     clashes = sorted(path for paths in existing.values() for path in paths)
     if clashes and not overwrite:
         more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
         raise OutputExistsError(f"output file already exists: {clashes[0]}{more} (use --overwrite to replace)")
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    total = sum(len(split_pairs) for split_pairs in by_split.values())
-    done = 0
-    writers: dict[str, _ShardWriter] = {}
-    try:
-        for split, split_pairs in by_split.items():
-            chunked = split == "train"
-            shards = num_shards or _auto_num_shards(split_pairs, max_chunk_s if chunked else math.inf)
-            writer = writers[split] = _ShardWriter(output_dir, split, shards)
-            for pair in split_pairs:
-                for record in _piece_records(pair, chunked, min_chunk_s, max_chunk_s, sample_rate_hz, sustain):
-                    writer.write(record)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-            writer.close()
-    except BaseException:
-        for writer in writers.values():
-            writer.abort()
-        raise
+    from polyamp.data import beam_runner
 
-    written = {split: writer.finalize() for split, writer in writers.items()}
+    specs = {}
+    for split, items in items_by_split.items():
+        shards = num_shards or _auto_num_shards(kind, items, max_chunk_s if split == "train" else math.inf)
+        specs[split] = beam_runner.new_shard_spec(output_dir, f"{prefix}{split}.tfrecord", shards)
+    options = {
+        split: ChunkingOptions(split == "train", min_chunk_s, max_chunk_s, sample_rate_hz, sustain)
+        for split in items_by_split
+    }
+
+    with tempfile.TemporaryDirectory(prefix="polyamp-prepare-") as report_dir:
+
+        def build(pipeline: Any) -> None:
+            import apache_beam as beam
+
+            for split, items in items_by_split.items():
+                to_records = _record_function(kind, options[split])
+                outputs = (
+                    pipeline
+                    | f"{split}: list" >> beam.Create(items, reshuffle=False)
+                    | f"{split}: spread" >> beam.Reshuffle()
+                    | f"{split}: records"
+                    >> beam.ParDo(beam_runner.make_skip_bad_items(to_records)).with_outputs(
+                        beam_runner.SKIPPED_TAG, main="records"
+                    )
+                )
+                counts = beam_runner.write_shards(outputs.records, specs[split], split)
+                beam_runner.collect_to_file(counts, os.path.join(report_dir, f"{split}.counts.json"), f"{split} counts")
+                beam_runner.collect_to_file(
+                    outputs[beam_runner.SKIPPED_TAG],
+                    os.path.join(report_dir, f"{split}.skipped.json"),
+                    f"{split} skips",
+                )
+
+        try:
+            beam_runner.run_pipeline(build, pipeline_args)
+        except BaseException:
+            for spec in specs.values():
+                beam_runner.abort_shards(spec)
+            raise
+        records = {}
+        for split in items_by_split:
+            counts = beam_runner.read_collected(os.path.join(report_dir, f"{split}.counts.json"))
+            records[split] = sum(count for _, count in counts)
+            skipped += beam_runner.read_collected(os.path.join(report_dir, f"{split}.skipped.json"))
+
+    if not sum(records.values()):
+        for spec in specs.values():
+            beam_runner.abort_shards(spec)
+        first = f": {skipped[0]}" if skipped else ""
+        raise DatasetError(f"nothing could be prepared from {input_dir} ({len(skipped)} item(s) skipped{first})")
+    written = {split: beam_runner.finalize_shards(spec) for split, spec in specs.items() if records[split]}
+    for split in items_by_split:
+        if not records[split]:
+            beam_runner.abort_shards(specs[split])
     for split in splits:  # with overwrite: drop old shards that the new ones did not replace
         keep = set(written.get(split, []))
         for path in existing[split]:
             if path not in keep and path.exists():
                 path.unlink()
-    return written
+    return PrepareReport(written=written, records={s: n for s, n in records.items() if n}, skipped=skipped)
 
 
-def _existing_outputs(output_dir: pathlib.Path, split: str) -> list[pathlib.Path]:
+def _detect_kind(input_dir: pathlib.Path) -> str:
+    if is_maestro_folder(input_dir):
+        return "maestro"
+    if (input_dir / "examples.json").is_file():
+        return "nsynth"
+    if _looks_like_slakh(input_dir):
+        return "slakh"
+    return "folder"
+
+
+def _looks_like_slakh(root: pathlib.Path) -> bool:
+    """A Slakh track folder, a split folder of tracks, or a dataset root of split folders."""
+    for pattern in ("metadata.yaml", "*/metadata.yaml", "*/*/metadata.yaml"):
+        for metadata in root.glob(pattern):
+            if (metadata.parent / "MIDI").is_dir() or (metadata.parent / "stems").is_dir():
+                return True
+    return False
+
+
+def _list_items(input_dir: pathlib.Path, kind: str, splits: Sequence[str]) -> tuple[dict[str, list[Any]], list[str]]:
+    """Work items per split (pieces, tracks or NSynth note batches) and the items skipped while listing."""
+    skipped: list[str] = []
+    if kind in ("maestro", "folder"):
+        pairs = read_maestro_index(input_dir) if kind == "maestro" else find_audio_midi_pairs(input_dir)
+        items: list[tuple[str, Any]] = [(pair.split, pair) for pair in pairs]
+    elif kind == "slakh":
+        from polyamp.data.slakh_layout import find_slakh_tracks
+
+        tracks = find_slakh_tracks(input_dir, skipped=skipped)
+        items = [(track.split if track.split in SPLITS else "train", track) for track in tracks]
+    else:
+        from polyamp.data.nsynth_io import nsynth_folder_batches
+
+        split = _nsynth_split(input_dir)
+        items = [(split, batch) for batch in nsynth_folder_batches(input_dir, NSYNTH_NOTES_PER_SHARD // 4)]
+    by_split = {
+        split: [item for item_split, item in items if item_split == split] for split in SPLITS if split in splits
+    }
+    return {split: split_items for split, split_items in by_split.items() if split_items}, skipped
+
+
+def _nsynth_split(folder: pathlib.Path) -> str:
+    """NSynth folders are named nsynth-train / nsynth-valid / nsynth-test."""
+    name = folder.name.lower()
+    if "valid" in name:
+        return "validation"
+    if "test" in name:
+        return "test"
+    return "train"
+
+
+def _record_function(kind: str, options: ChunkingOptions) -> Any:
+    """``item -> iterator of (key, serialized record)`` for one dataset kind (picklable)."""
+    if kind in ("maestro", "folder"):
+        return lambda pair: pair_records(pair, options)
+    if kind == "slakh":
+        return lambda track: slakh_track_records(track, options)
+    return nsynth_batch_records
+
+
+def _existing_outputs(output_dir: pathlib.Path, name: str) -> list[pathlib.Path]:
     if not output_dir.is_dir():
         return []
-    return sorted(path for path in output_dir.glob(f"{split}.tfrecord*") if ".tmp-" not in path.name and path.is_file())
+    return sorted(path for path in output_dir.glob(f"{name}.tfrecord*") if path.is_file())
 
 
-def _auto_num_shards(pairs: list[AudioMidiPair], chunk_s: float) -> int:
+def _auto_num_shards(kind: str, items: list[Any], chunk_s: float) -> int:
     """About one shard per RECORDS_PER_SHARD records, estimated from audio headers."""
     import soundfile
 
+    if kind == "nsynth":
+        notes = sum(len(batch.note_strs) for batch in items)
+        return max(1, round(notes / NSYNTH_NOTES_PER_SHARD))
     records = 0
-    for pair in pairs:
+    for item in items:
+        audio_path = item.audio_path if kind != "slakh" else item.mix_path
         try:
-            duration = soundfile.info(str(pair.audio_path)).duration
+            duration = soundfile.info(str(audio_path)).duration
         except Exception:  # unknown length: count one record; the real read reports real errors
             duration = 0.0
         records += max(1, math.ceil(duration / chunk_s)) if math.isfinite(chunk_s) else 1
     return max(1, round(records / RECORDS_PER_SHARD))
 
 
-def _piece_records(
-    pair: AudioMidiPair,
-    chunked: bool,
-    min_chunk_s: float,
-    max_chunk_s: float,
-    sample_rate_hz: int,
-    sustain: bool,
-) -> Any:
-    """Serialized examples of one piece: its chunks (``chunked``) or the whole piece."""
-    from polyamp.data.tfrecord import make_example, velocity_range_of
+def pair_records(pair: AudioMidiPair, options: ChunkingOptions) -> Iterator[tuple[str, bytes]]:
+    """``(example id, serialized example)`` of one audio + MIDI piece: its chunks or the whole piece."""
     from polyamp.notes.midi import read_midi
 
     sequence = read_midi(pair.midi_path)
-    if sustain:
+    samples = _load_audio(pair.audio_path, options.sample_rate_hz)
+    yield from piece_records(pair.example_id, sequence, samples, pair.midi_path, options)
+
+
+def slakh_track_records(track: Any, options: ChunkingOptions) -> Iterator[tuple[str, bytes]]:
+    """Records of one Slakh-layout track: the mix with every rendered stem's notes (program kept)."""
+    from polyamp.data.slakh_layout import track_sequence
+
+    sequence = track_sequence(track)
+    samples = _load_audio(track.mix_path, options.sample_rate_hz)
+    yield from piece_records(track.example_id, sequence, samples, track.mix_path, options)
+
+
+def nsynth_batch_records(batch: Any) -> Iterator[tuple[str, bytes]]:
+    """NSynth-format records of one batch of notes from a JSON + WAV release."""
+    from polyamp.data.nsynth_io import nsynth_batch_examples
+
+    yield from nsynth_batch_examples(batch)
+
+
+def piece_records(
+    example_id: str,
+    sequence: NoteSequence,
+    samples: np.ndarray,
+    source_path: os.PathLike[str] | str,
+    options: ChunkingOptions,
+) -> Iterator[tuple[str, bytes]]:
+    """Serialized examples of one piece (``samples``: mono at ``options.sample_rate_hz``)."""
+    from polyamp.data.tfrecord import make_example, velocity_range_of
+
+    source_path = pathlib.Path(source_path)
+    sample_rate_hz = options.sample_rate_hz
+    if options.sustain:
         from note_seq import sequences_lib
 
         try:
             sequence = sequences_lib.apply_sustain_control_changes(sequence)
         except Exception as error:
-            raise PolyampError(f"cannot apply the sustain pedal of {pair.midi_path}: {error}") from error
-    samples = _load_audio(pair.audio_path, sample_rate_hz)
+            raise PolyampError(f"cannot apply the sustain pedal of {source_path}: {error}") from error
     if samples.size == 0:
-        raise AudioError(f"audio file holds no samples: {pair.audio_path}")
+        raise AudioError(f"audio of {example_id} holds no samples ({source_path})")
 
     audio_s = samples.size / sample_rate_hz
     notes_end_s = max([note.end_time for note in sequence.notes], default=0.0)
     if notes_end_s > audio_s + _LENGTH_MISMATCH_WARN_S:
         logger.warning(
-            "%s ends %.1f s after its audio %s; padding the audio with silence",
-            pair.midi_path,
-            notes_end_s - audio_s,
-            pair.audio_path,
+            "%s: notes end %.1f s after the audio; padding the audio with silence", source_path, notes_end_s - audio_s
         )
     piece_samples = max(samples.size, int(math.ceil(notes_end_s * sample_rate_hz)))
     if piece_samples > samples.size:
@@ -186,22 +335,22 @@ def _piece_records(
     sequence.total_time = piece_s
 
     velocity_range = velocity_range_of(sequence)
-    if chunked:
-        bounds = choose_chunk_bounds(sequence, piece_s, min_chunk_s, max_chunk_s, sample_rate_hz)
+    if options.chunked:
+        bounds = choose_chunk_bounds(sequence, piece_s, options.min_chunk_s, options.max_chunk_s, sample_rate_hz)
     else:
         bounds = [0.0, piece_s]
     for start_s, end_s in zip(bounds[:-1], bounds[1:], strict=True):
         if len(bounds) == 2:
-            example_id, chunk = pair.example_id, extract_chunk(sequence, 0.0, piece_s)
+            chunk_id, chunk = example_id, extract_chunk(sequence, 0.0, piece_s)
         else:
-            example_id = f"{pair.example_id}_{start_s:.3f}-{end_s:.3f}"
+            chunk_id = f"{example_id}_{start_s:.3f}-{end_s:.3f}"
             chunk = extract_chunk(sequence, start_s, end_s)
-        chunk.id = example_id
-        chunk.filename = pair.midi_path.name
+        chunk.id = chunk_id
+        chunk.filename = source_path.name
         first = int(round(start_s * sample_rate_hz))
         last = int(round(end_s * sample_rate_hz))
         wav = _encode_wav(samples[first:last], sample_rate_hz)
-        yield make_example(example_id, chunk, wav, velocity_range=velocity_range)
+        yield chunk_id, make_example(chunk_id, chunk, wav, velocity_range=velocity_range)
 
 
 def choose_chunk_bounds(
@@ -316,52 +465,6 @@ def extract_chunk(sequence: NoteSequence, start_s: float, end_s: float) -> NoteS
     chunk.subsequence_info.start_time_offset = start_s
     chunk.subsequence_info.end_time_offset = max(sequence.total_time - end_s, 0.0)
     return chunk
-
-
-class _ShardWriter:
-    """Round-robin writer of one split's shards, as ``.tmp-<pid>`` files until ``finalize``."""
-
-    def __init__(self, output_dir: pathlib.Path, split: str, num_shards: int) -> None:
-        self.output_dir = output_dir
-        self.split = split
-        self.num_shards = num_shards
-        self.writers: list[Any] = [None] * num_shards
-        self.counts = [0] * num_shards
-        self.next_shard = 0
-        self.tmp_paths = [output_dir / f"{split}.tfrecord-{index:05d}.tmp-{os.getpid()}" for index in range(num_shards)]
-
-    def write(self, record: bytes) -> None:
-        import tensorflow as tf
-
-        index = self.next_shard
-        self.next_shard = (self.next_shard + 1) % self.num_shards
-        if self.writers[index] is None:
-            self.writers[index] = tf.io.TFRecordWriter(str(self.tmp_paths[index]))
-        self.writers[index].write(record)
-        self.counts[index] += 1
-
-    def close(self) -> None:
-        for writer in self.writers:
-            if writer is not None:
-                writer.close()
-        self.writers = [None] * self.num_shards
-
-    def abort(self) -> None:
-        self.close()
-        for path in self.tmp_paths:
-            if path.exists():
-                path.unlink()
-
-    def finalize(self) -> list[pathlib.Path]:
-        """Renames the non-empty shards to ``<split>.tfrecord-IIIII-of-NNNNN``; returns them."""
-        self.close()
-        filled = [path for path, count in zip(self.tmp_paths, self.counts, strict=True) if count]
-        final = [
-            self.output_dir / f"{self.split}.tfrecord-{index:05d}-of-{len(filled):05d}" for index in range(len(filled))
-        ]
-        for tmp, path in zip(filled, final, strict=True):
-            os.replace(tmp, path)
-        return final
 
 
 def _load_audio(path: pathlib.Path, sample_rate_hz: int) -> np.ndarray:
