@@ -212,25 +212,43 @@ def transcribe(
             progress.log(f"{path} -> {destination} ({len(notes)} notes)")
 
 
+PipelineOptions = Annotated[
+    Optional[str],
+    typer.Option(
+        "--pipeline-options",
+        "--pipeline_options",
+        help="Apache Beam pipeline options, comma-separated (default: --runner=DirectRunner with one worker "
+        "process per core; e.g. '--runner=FlinkRunner,--flink_master=host:8081').",
+    ),
+]
+
+
 @app.command()
 @handle_errors
 def prepare(
-    input_dir: Annotated[Path, typer.Argument(help="A MAESTRO folder or a folder of audio + same-stem MIDI files.")],
+    input_dir: Annotated[
+        Path, typer.Argument(help="A MAESTRO, Slakh2100 (or polyamp synth), NSynth JSON+WAV, or audio+MIDI folder.")
+    ],
     output_dir: Annotated[Path, typer.Argument(help="Where <split>.tfrecord-NNNNN-of-NNNNN shards go.")],
-    kind: Annotated[str, typer.Option(help="auto, maestro or folder.")] = "auto",
+    kind: Annotated[str, typer.Option(help="auto, maestro, folder, slakh, synth or nsynth.")] = "auto",
     num_shards: Annotated[int, typer.Option(help="Shards per split (0 = automatic).")] = 0,
     min_chunk_seconds: Annotated[float, typer.Option(help="Shortest training chunk (s).")] = 5.0,
     max_chunk_seconds: Annotated[float, typer.Option(help="Longest training chunk (s).")] = 20.0,
     sustain: Annotated[bool, typer.Option(help="Extend notes by the sustain pedal.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace existing shards.")] = False,
+    pipeline_options: PipelineOptions = None,
 ) -> None:
-    """Convert a MAESTRO or audio+MIDI folder into sharded Magenta-style TFRecords."""
+    """Convert a dataset folder into sharded Magenta-style TFRecords, on Apache Beam."""
+    import time
+
+    from polyamp.data.beam_runner import split_pipeline_args
     from polyamp.data.prepare import prepare_dataset
 
-    from .render import simple_progress
+    from .render import print_skipped, spinner
 
-    with simple_progress("preparing") as progress:
-        written = prepare_dataset(
+    started = time.perf_counter()
+    with spinner(f"preparing {input_dir} on Apache Beam"):
+        report = prepare_dataset(
             input_dir,
             output_dir,
             kind=kind,
@@ -239,10 +257,91 @@ def prepare(
             max_chunk_s=max_chunk_seconds,
             sustain=sustain,
             overwrite=overwrite,
-            progress=progress,
+            pipeline_args=split_pipeline_args(pipeline_options),
         )
-    for split, paths in written.items():
-        typer.echo(f"{split}: {len(paths)} shard(s) in {output_dir}")
+    elapsed = time.perf_counter() - started
+    for split, paths in report.written.items():
+        typer.echo(f"{split}: {report.records[split]} record(s) in {len(paths)} shard(s) in {output_dir}")
+    typer.echo(f"done in {elapsed:.1f} s")
+    print_skipped(report.skipped)
+
+
+@app.command()
+@handle_errors
+def synth(
+    output_dir: Annotated[Path, typer.Argument(help="Where <split>/TrackNNNNN folders (Slakh2100 layout) go.")],
+    soundfont: Annotated[
+        Path,
+        typer.Option(
+            "--soundfont", help="A General MIDI .sf2/.sf3 SoundFont (e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2)."
+        ),
+    ],
+    midi_dir: Annotated[Optional[Path], typer.Option("--midi-dir", help="A folder of MIDI files to render.")] = None,
+    corpus: Annotated[bool, typer.Option("--corpus", help="Render works of music21's built-in corpus.")] = False,
+    corpus_include: Annotated[
+        Optional[str], typer.Option("--corpus-include", help="Only corpus paths starting with these (comma-separated).")
+    ] = None,
+    minutes: Annotated[Optional[float], typer.Option(help="Stop after this many minutes of audio.")] = None,
+    max_pieces: Annotated[Optional[int], typer.Option(help="Render at most this many pieces.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same inputs -> identical files.")] = 0,
+    program_strategy: Annotated[
+        Optional[str], typer.Option(help="keep, family or balanced (default from gin: balanced).")
+    ] = None,
+    nsynth_notes: Annotated[
+        int, typer.Option(help="Also write this many NSynth-style single notes (4 s, family labels).")
+    ] = 0,
+    validation_fraction: Annotated[float, typer.Option(help="Share of pieces in validation/.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Share of pieces in test/.")] = 0.1,
+    overwrite: Annotated[bool, typer.Option(help="Write into a non-empty folder, replacing tracks.")] = False,
+    pipeline_options: PipelineOptions = None,
+    gin_file: GinFiles = None,
+    gin_param: GinParams = None,
+) -> None:
+    """Render MIDI files and/or music21 scores with a SoundFont into Slakh2100-layout training data."""
+    import time
+
+    from polyamp.config import parse_gin
+    from polyamp.data.beam_runner import split_pipeline_args
+    from polyamp.synth.arrange import ArrangeOptions
+    from polyamp.synth.pipeline import synthesize_dataset
+
+    from .render import print_skipped, spinner
+
+    parse_gin(gin_file or [], gin_param or [])
+    arrange_options = ArrangeOptions()
+    if program_strategy is not None:
+        import dataclasses
+
+        arrange_options = dataclasses.replace(arrange_options, program_strategy=program_strategy)
+    include = [part.strip() for part in corpus_include.split(",") if part.strip()] if corpus_include else None
+    started = time.perf_counter()
+    with spinner(f"rendering with {soundfont.name} on Apache Beam"):
+        report = synthesize_dataset(
+            output_dir,
+            soundfont,
+            midi_dir=midi_dir,
+            corpus=corpus,
+            corpus_include=include,
+            minutes=minutes,
+            max_pieces=max_pieces,
+            seed=seed,
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+            nsynth_notes=nsynth_notes,
+            arrange_options=arrange_options,
+            overwrite=overwrite,
+            pipeline_args=split_pipeline_args(pipeline_options),
+        )
+    elapsed = time.perf_counter() - started
+    splits = {}
+    for track in report.tracks:
+        splits[track["split"]] = splits.get(track["split"], 0) + 1
+    per_split = ", ".join(f"{split} {count}" for split, count in sorted(splits.items()))
+    typer.echo(
+        f"rendered {len(report.tracks)} track(s), {report.seconds / 60:.1f} min of audio ({per_split}) "
+        f"into {output_dir} in {elapsed:.1f} s ({report.seconds / max(elapsed, 1e-9):.1f}x real time)"
+    )
+    print_skipped(report.skipped)
 
 
 @app.command("synthetic-tones")

@@ -125,3 +125,25 @@ def simple_progress(description: str) -> Iterator[Callable[[int, int], None]]:
             progress.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextlib.contextmanager
+def spinner(description: str) -> Iterator[None]:
+    """A spinner with elapsed time for jobs that report no progress of their own (Beam pipelines)."""
+    from rich.progress import SpinnerColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(), console=stderr)
+    with progress:
+        progress.add_task(description, total=None)
+        yield
+
+
+def print_skipped(skipped: list[str], limit: int = 20) -> None:
+    """The items a data job skipped, one line each (at most ``limit``), and their count."""
+    if not skipped:
+        return
+    stderr.print(f"[yellow]skipped {len(skipped)} item(s):[/yellow]")
+    for message in skipped[:limit]:
+        stderr.print(f"  - {message}", markup=False, highlight=False)
+    if len(skipped) > limit:
+        stderr.print(f"  ... and {len(skipped) - limit} more")

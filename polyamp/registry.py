@@ -87,6 +87,7 @@ BUILTIN_PLUGIN_MODULES = (
     "polyamp.models.melodic",
     "polyamp.data.datasets",
     "polyamp.data.slakh",
+    "polyamp.data.mixture",
     "polyamp.decode.onsets_frames",
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -135,12 +136,37 @@ class FolderDataset:
 
 @gin.configurable
 def open_dataset(examples_path: str, dataset: str = "auto", split: str | None = None) -> Any:
-    """Opens ``examples_path`` with the dataset plugin called ``dataset`` (``auto``: folder or tfrecord)."""
-    if not examples_path:
+    """Opens ``examples_path`` with the dataset plugin called ``dataset``.
+
+    ``auto`` picks by what the path holds: a Slakh2100-layout folder (``slakh``), an NSynth JSON +
+    WAV folder (``nsynth``), another folder without TFRecords (``folder``), else ``tfrecord``.
+    The ``mixture`` plugin takes its paths from gin, so ``examples_path`` may then be empty.
+    """
+    if not examples_path and dataset != "mixture":
         raise DatasetError("--examples-path is empty")
     if dataset == "auto":
-        dataset = "folder" if os.path.isdir(examples_path) and not _holds_tfrecords(examples_path) else "tfrecord"
+        dataset = _detect_dataset(examples_path)
     return DATASETS.get(dataset)(examples_path, split=split)
+
+
+def _detect_dataset(examples_path: str) -> str:
+    if not os.path.isdir(examples_path):
+        return "tfrecord"
+    root = pathlib.Path(examples_path)
+    if looks_like_slakh(root):
+        return "slakh"
+    if (root / "examples.json").is_file():
+        return "nsynth"
+    return "tfrecord" if _holds_tfrecords(examples_path) else "folder"
+
+
+def looks_like_slakh(root: pathlib.Path) -> bool:
+    """A Slakh track folder, a split folder of tracks, or a dataset root of split folders."""
+    for pattern in ("metadata.yaml", "*/metadata.yaml", "*/*/metadata.yaml"):
+        for metadata in root.glob(pattern):
+            if (metadata.parent / "MIDI").is_dir() or (metadata.parent / "stems").is_dir():
+                return True
+    return False
 
 
 def _holds_tfrecords(folder: str) -> bool:

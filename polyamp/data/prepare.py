@@ -196,18 +196,11 @@ def _detect_kind(input_dir: pathlib.Path) -> str:
         return "maestro"
     if (input_dir / "examples.json").is_file():
         return "nsynth"
-    if _looks_like_slakh(input_dir):
+    from polyamp.data.datasets import looks_like_slakh
+
+    if looks_like_slakh(input_dir):
         return "slakh"
     return "folder"
-
-
-def _looks_like_slakh(root: pathlib.Path) -> bool:
-    """A Slakh track folder, a split folder of tracks, or a dataset root of split folders."""
-    for pattern in ("metadata.yaml", "*/metadata.yaml", "*/*/metadata.yaml"):
-        for metadata in root.glob(pattern):
-            if (metadata.parent / "MIDI").is_dir() or (metadata.parent / "stems").is_dir():
-                return True
-    return False
 
 
 def _list_items(input_dir: pathlib.Path, kind: str, splits: Sequence[str]) -> tuple[dict[str, list[Any]], list[str]]:
