@@ -88,6 +88,7 @@ BUILTIN_PLUGIN_MODULES = (
     "polyamp.data.datasets",
     "polyamp.data.slakh",
     "polyamp.data.mixture",
+    "polyamp.data.nsynth",
     "polyamp.decode.onsets_frames",
 )
 

@@ -104,11 +104,16 @@ def describe_item(item: Any) -> str:
     return str(item)[:120]
 
 
+class Skipped(str):
+    """Yielded by an item function for a part of an item that was skipped (the message)."""
+
+
 def make_skip_bad_items(function: Callable[[Any], Iterable[Any]]) -> Any:
     """A Beam DoFn applying ``function`` to each item; failures go to the ``skipped`` output.
 
     A PolyampError (bad input) becomes its own one-line message; any other exception is
     reported as unexpected, with its type, so one bad item never stops a corpus-sized job.
+    ``function`` may also yield :class:`Skipped` messages for parts of an item it skipped.
     """
     import apache_beam as beam
 
@@ -125,7 +130,11 @@ def make_skip_bad_items(function: Callable[[Any], Iterable[Any]]) -> Any:
                     SKIPPED_TAG, _one_line(f"{describe_item(item)}: unexpected {type(error).__name__}: {error}")
                 )
                 return
-            yield from outputs
+            for output in outputs:
+                if isinstance(output, Skipped):
+                    yield beam.pvalue.TaggedOutput(SKIPPED_TAG, _one_line(str(output)))
+                else:
+                    yield output
 
     return SkipBadItems()
 

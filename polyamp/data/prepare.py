@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 RECORDS_PER_SHARD = 200
 """With ``num_shards=0`` the number of shards is about one per this many records."""
 NSYNTH_NOTES_PER_SHARD = 2000
+NSYNTH_NOTES_PER_BATCH = 250
 KINDS = ("auto", "maestro", "folder", "slakh", "synth", "nsynth")
 _LENGTH_MISMATCH_WARN_S = 1.0
 
@@ -58,6 +59,17 @@ class ChunkingOptions:
     max_chunk_s: float
     sample_rate_hz: int
     sustain: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class NSynthBatch:
+    """A batch of notes of an NSynth JSON + WAV folder: one unit of work for the pipeline."""
+
+    folder: str
+    entries: tuple[Any, ...]
+
+    def describe(self) -> str:
+        return f"NSynth notes {self.entries[0].note_str}... in {self.folder}"
 
 
 @dataclasses.dataclass
@@ -215,10 +227,16 @@ def _list_items(input_dir: pathlib.Path, kind: str, splits: Sequence[str]) -> tu
         tracks = find_slakh_tracks(input_dir, skipped=skipped)
         items = [(track.split if track.split in SPLITS else "train", track) for track in tracks]
     else:
-        from polyamp.data.nsynth_io import nsynth_folder_batches
+        from polyamp.data.nsynth_io import SkippedRecords, read_examples_json
 
         split = _nsynth_split(input_dir)
-        items = [(split, batch) for batch in nsynth_folder_batches(input_dir, NSYNTH_NOTES_PER_SHARD // 4)]
+        listing_skips = SkippedRecords()
+        entries = read_examples_json(input_dir, skipped=listing_skips)
+        skipped += list(listing_skips.messages)
+        size = NSYNTH_NOTES_PER_BATCH
+        items = [
+            (split, NSynthBatch(str(input_dir), tuple(entries[i : i + size]))) for i in range(0, len(entries), size)
+        ]
     by_split = {
         split: [item for item_split, item in items if item_split == split] for split in SPLITS if split in splits
     }
@@ -255,7 +273,7 @@ def _auto_num_shards(kind: str, items: list[Any], chunk_s: float) -> int:
     import soundfile
 
     if kind == "nsynth":
-        notes = sum(len(batch.note_strs) for batch in items)
+        notes = sum(len(batch.entries) for batch in items)
         return max(1, round(notes / NSYNTH_NOTES_PER_SHARD))
     records = 0
     for item in items:
@@ -286,11 +304,18 @@ def slakh_track_records(track: Any, options: ChunkingOptions) -> Iterator[tuple[
     yield from piece_records(track.example_id, sequence, samples, track.mix_path, options)
 
 
-def nsynth_batch_records(batch: Any) -> Iterator[tuple[str, bytes]]:
-    """NSynth-format records of one batch of notes from a JSON + WAV release."""
-    from polyamp.data.nsynth_io import nsynth_batch_examples
+def nsynth_batch_records(batch: NSynthBatch) -> Iterator[Any]:
+    """NSynth-format records of one batch of notes from a JSON + WAV release (bad notes skipped)."""
+    from polyamp.data.beam_runner import Skipped
+    from polyamp.data.nsynth_io import note_to_example, read_folder_note
 
-    yield from nsynth_batch_examples(batch)
+    for entry in batch.entries:
+        try:
+            note = read_folder_note(batch.folder, entry)
+        except PolyampError as error:
+            yield Skipped(str(error))
+            continue
+        yield note.note_str, note_to_example(note)
 
 
 def piece_records(
