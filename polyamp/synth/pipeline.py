@@ -84,10 +84,30 @@ def list_sources(
     if midi_dir is not None:
         candidates += [("midi", str(path)) for path in sources.list_midi_files(midi_dir)]
     if corpus:
-        candidates += [("corpus", path) for path in sources.list_corpus_works(seed, include=corpus_include)]
+        works = interleave_composers(sources.list_corpus_works(seed, include=corpus_include))
+        candidates += [("corpus", path) for path in works]
     if not candidates:
         raise ConfigError("nothing to render: give --midi-dir and/or --corpus")
     return [PieceSource(kind, path, rank) for rank, (kind, path) in enumerate(candidates)]
+
+
+def interleave_composers(paths: Sequence[str]) -> list[str]:
+    """Corpus paths taken round-robin over composers (first path component), each keeping its order.
+
+    music21's corpus is 70 % Palestrina masses; interleaving gives every composer's style an
+    equal share of the first pieces taken.
+    """
+    queues: dict[str, list[str]] = {}
+    for path in paths:
+        queues.setdefault(path.split("/", 1)[0], []).append(path)
+    ordered = []
+    position = 0
+    while len(ordered) < len(paths):
+        for queue in queues.values():
+            if position < len(queue):
+                ordered.append(queue[position])
+        position += 1
+    return ordered
 
 
 def load_piece(source: PieceSource, arrange_options: Any, seed: int) -> Any:
