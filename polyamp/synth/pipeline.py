@@ -170,7 +170,7 @@ def synthesize_dataset(
     reported. Refuses a non-empty ``output_dir`` unless ``overwrite``.
     """
     from polyamp.synth.arrange import ArrangeOptions
-    from polyamp.synth.render import check_soundfont
+    from polyamp.synth.render import SoundFontRenderer
 
     arrange_options = arrange_options or ArrangeOptions()
     if minutes is not None and minutes <= 0:
@@ -180,7 +180,8 @@ def synthesize_dataset(
     if validation_fraction < 0 or test_fraction < 0 or validation_fraction + test_fraction > 1:
         raise ConfigError("validation and test fractions must be >= 0 and sum to at most 1")
     soundfont = str(soundfont)
-    check_soundfont(soundfont)  # a missing FluidSynth or a bad SoundFont fails here, once
+    with SoundFontRenderer(soundfont, sample_rate_hz=sample_rate_hz):
+        pass  # a missing FluidSynth or a bad SoundFont fails here, once, before any worker starts
     output_dir = pathlib.Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputExistsError(f"output path exists and is not a folder: {output_dir}")
