@@ -341,6 +341,8 @@ def synth(
         f"rendered {len(report.tracks)} track(s), {report.seconds / 60:.1f} min of audio ({per_split}) "
         f"into {output_dir} in {elapsed:.1f} s ({report.seconds / max(elapsed, 1e-9):.1f}x real time)"
     )
+    if report.nsynth_notes:
+        typer.echo(f"wrote {report.nsynth_notes} NSynth-style notes to {output_dir / 'nsynth'}")
     print_skipped(report.skipped)
 
 

@@ -32,6 +32,7 @@ DEFAULT_PIPELINE_ARGS = (
     "--runner=DirectRunner",
     "--direct_running_mode=multi_processing",
     "--direct_num_workers=0",  # 0: one worker per core
+    "--default_sdk_harness_log_level=WARNING",
 )
 
 
@@ -50,6 +51,7 @@ def make_pipeline_options(pipeline_args: Sequence[str] | None = None) -> Any:
     Unknown options raise ConfigError (Beam itself would silently drop them).
     """
     try:
+        _import_beam_quietly()
         from apache_beam.options.pipeline_options import PipelineOptions
     except ImportError as error:  # pragma: no cover - apache-beam is a dependency
         raise MissingDependencyError("Apache Beam is not installed: pip install apache-beam") from error
@@ -69,6 +71,17 @@ def make_pipeline_options(pipeline_args: Sequence[str] | None = None) -> Any:
     if known.get("direct_num_workers") == 0:
         options.view_as(_direct_options()).direct_num_workers = os.cpu_count() or 1
     return options
+
+
+def _import_beam_quietly() -> None:
+    """Imports apache_beam with the root logger muted: it warns about optional GCP clients at import."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        import apache_beam  # noqa: F401
+    finally:
+        root.setLevel(level)
 
 
 def _direct_options() -> Any:

@@ -55,6 +55,7 @@ class SynthReport:
     output_dir: pathlib.Path
     tracks: list[dict[str, Any]]
     skipped: list[str]
+    nsynth_notes: int = 0
 
     @property
     def seconds(self) -> float:
@@ -225,16 +226,20 @@ def synthesize_dataset(
     if not tracks:
         first = f": {skipped[0]}" if skipped else ""
         raise DatasetError(f"no piece could be rendered ({len(skipped)} skipped{first})")
+    nsynth_written = 0
     if nsynth_notes > 0:
         from polyamp.synth.nsynth_set import render_nsynth_set
 
-        render_nsynth_set(output_dir / "nsynth", soundfont, nsynth_notes, seed, sample_rate_hz, pipeline_args)
+        nsynth_written, nsynth_skipped = render_nsynth_set(
+            output_dir / "nsynth", soundfont, nsynth_notes, seed, sample_rate_hz, pipeline_args, overwrite=overwrite
+        )
+        skipped += nsynth_skipped
     tracks.sort(key=lambda track: track["track"])
     manifest = {"seed": seed, "soundfont": os.path.basename(soundfont), "tracks": tracks}
     from polyamp.fileio import atomic_write_text
 
     atomic_write_text(output_dir / MANIFEST_NAME, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return SynthReport(output_dir=output_dir, tracks=tracks, skipped=skipped)
+    return SynthReport(output_dir=output_dir, tracks=tracks, skipped=skipped, nsynth_notes=nsynth_written)
 
 
 def _next_batch(
