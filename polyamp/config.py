@@ -193,6 +193,8 @@ CONFIGURABLE_MODULES = (
     "polyamp.training",
     "polyamp.evaluation",
     "polyamp.data.datasets",
+    "polyamp.synth.arrange",
+    "polyamp.synth.pipeline",
 )
 
 

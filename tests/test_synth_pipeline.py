@@ -218,3 +218,28 @@ def test_bad_soundfont_is_one_clear_line(tmp_path: Path, midi_folder: Path, poly
     lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error")]
     assert len(lines) == 1 and "fake.sf2" in lines[0] and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_missing_fluidsynth_says_how_to_install_it(
+    tmp_path: Path, midi_folder: Path, polyamp_command: list[str]
+) -> None:
+    import os
+
+    environment = dict(os.environ, POLYAMP_FLUIDSYNTH_LIBRARY=str(tmp_path / "libfluidsynth-missing.so"))
+    result = subprocess.run(
+        [
+            *polyamp_command,
+            "synth",
+            str(tmp_path / "out"),
+            "--soundfont",
+            str(SOUNDFONT),
+            "--midi-dir",
+            str(midi_folder),
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+    assert result.returncode == 3
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and "FluidSynth is not installed" in lines[0] and "apt-get install fluidsynth" in lines[0]

@@ -86,13 +86,21 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
 }
 
 
+LIBRARY_ENV_VAR = "POLYAMP_FLUIDSYNTH_LIBRARY"
+"""Path of libfluidsynth to load instead of the one the system's linker finds."""
+
+
 @functools.lru_cache(maxsize=1)
 def load_library() -> ctypes.CDLL:
     """Load libfluidsynth once, declare the signatures we use and silence its logging.
 
     Raises :class:`MissingDependencyError` when the library is not installed.
     """
-    candidates = [name for name in (ctypes.util.find_library("fluidsynth"), "libfluidsynth.so.3") if name]
+    override = os.environ.get(LIBRARY_ENV_VAR)
+    if override:  # a FluidSynth in a non-standard place (or, in tests, a missing one)
+        candidates = [override]
+    else:
+        candidates = [name for name in (ctypes.util.find_library("fluidsynth"), "libfluidsynth.so.3") if name]
     lib = None
     for name in candidates:
         try:

@@ -73,6 +73,7 @@ def render_shard(
     num_shards: int,
     soundfont: str,
     sample_rate_hz: int,
+    settings: dict[str, Any] | None = None,
 ) -> Iterator[Any]:
     """Renders one shard of notes and writes it as an NSynth TFRecord; yields the note count
     (and :class:`~polyamp.data.beam_runner.Skipped` messages for silent notes)."""
@@ -88,7 +89,7 @@ def render_shard(
 
     index, specs = shard
     notes = []
-    with SoundFontRenderer(soundfont, sample_rate_hz=sample_rate_hz) as renderer:
+    with SoundFontRenderer(soundfont, sample_rate_hz=sample_rate_hz, **(settings or {})) as renderer:
         for spec in specs:
             samples = renderer.render_note(spec.program, spec.pitch, spec.velocity, HELD_S, NOTE_LENGTH_S)
             peak = float(abs(samples).max()) if samples.size else 0.0
@@ -123,6 +124,7 @@ def render_nsynth_set(
     sample_rate_hz: int = SAMPLE_RATE_HZ,
     pipeline_args: Sequence[str] | None = None,
     overwrite: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> tuple[int, list[str]]:
     """Renders ``num_notes`` single notes into ``output_dir``; returns (notes written, skipped messages)."""
     import json
@@ -142,7 +144,7 @@ def render_nsynth_set(
     num_shards = len(shards)
 
     def render(shard: tuple[int, tuple[NoteSpec, ...]]) -> Iterator[Any]:
-        yield from render_shard(shard, str(output_dir), num_shards, soundfont, sample_rate_hz)
+        yield from render_shard(shard, str(output_dir), num_shards, soundfont, sample_rate_hz, settings)
 
     with tempfile.TemporaryDirectory(prefix="polyamp-nsynth-") as report_dir:
         counts_file = os.path.join(report_dir, "counts.json")

@@ -39,7 +39,6 @@ from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
 
-import gin
 import numpy as np
 
 from polyamp.constants import SAMPLE_RATE_HZ
@@ -116,7 +115,6 @@ def _choke_group_of(pitch: int) -> int | None:
     return None
 
 
-@gin.configurable
 class SoundFontRenderer:
     """Render parts with one SoundFont, loaded once and reused for every part.
 
