@@ -143,6 +143,25 @@ def covering_families(low_pitch: int, high_pitch: int) -> tuple[int, ...]:
     )
 
 
+def _family_choice_weights() -> tuple[float, ...]:
+    """Weight of each NSynth family in the ``balanced`` draw: 1 / (share of typical part ranges it covers).
+
+    A family with a narrow range (bass, flute) is eligible for few parts, so when it is eligible
+    it is drawn more often than a family that can play anything (keyboard, organ); over many
+    parts every family ends up with a similar number of parts. Typical part ranges: every
+    window of 12-24 semitones with its lowest note in 28-84.
+    """
+    counts = [0] * NUM_NSYNTH_FAMILIES
+    for low in range(28, 85):
+        for span in (12, 16, 20, 24):
+            for family in covering_families(low, low + span):
+                counts[family] += 1
+    return tuple(1.0 / max(count, 1) for count in counts)
+
+
+FAMILY_CHOICE_WEIGHTS = _family_choice_weights()
+
+
 def _choose_transposition(piece: Piece, semitones: tuple[int, int], rng: np.random.Generator) -> int:
     low, high = semitones
     if low == high:
@@ -176,7 +195,9 @@ def _choose_programs(piece: Piece, options: ArrangeOptions, shift: int, rng: np.
         else:
             pitches = [note.pitch + shift for note in part.notes]
             covering = covering_families(min(pitches), max(pitches)) if pitches else ()
-            family = int(rng.choice(covering or tuple(range(NUM_NSYNTH_FAMILIES))))
+            covering = covering or tuple(range(NUM_NSYNTH_FAMILIES))
+            weights = np.array([FAMILY_CHOICE_WEIGHTS[family] for family in covering])
+            family = int(rng.choice(covering, p=weights / weights.sum()))
         pool = assignable_programs(family)
         if options.distinct_programs:
             pool = tuple(program for program in pool if program not in used) or pool
