@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import warnings
@@ -19,6 +20,27 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="Couldn't find ffmpeg or avconv")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="mir_eval")
+    _log_warnings_plainly()
+
+
+class _HideLibraryChatter(logging.Filter):
+    """Drops warnings that Apache Beam logs about optional cloud clients it does not need."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not ("apache_beam" in record.pathname and record.levelno < logging.ERROR)
+
+
+def _log_warnings_plainly() -> None:
+    """Warnings from PolyAMP's loggers as ``warning: ...`` lines on stderr; library chatter hidden."""
+    root = logging.getLogger()
+    if any(getattr(handler, "_polyamp", False) for handler in root.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.addFilter(_HideLibraryChatter())
+    handler._polyamp = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
 
 
 def fail(message: str, exit_code: int) -> None:

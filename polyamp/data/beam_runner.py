@@ -12,11 +12,14 @@ names and renamed only when the whole pipeline has succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import pathlib
+import sys
+import tempfile
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -267,5 +270,34 @@ def run_pipeline(build: Callable[[Any], None], pipeline_args: Sequence[str] | No
         runner = fn_runner.FnApiRunner()
     pipeline = beam.Pipeline(runner=runner, options=options)
     build(pipeline)
-    result = pipeline.run()
-    result.wait_until_finish()
+    local_processes = runner is not None and options.get_all_options().get("direct_running_mode") == "multi_processing"
+    with _worker_stderr_to_log() if local_processes else contextlib.nullcontext():
+        result = pipeline.run()
+        result.wait_until_finish()
+
+
+@contextlib.contextmanager
+def _worker_stderr_to_log() -> Iterator[None]:
+    """Sends the stderr of Beam's local worker processes (start-up INFO chatter) to a temporary log.
+
+    Worker processes inherit file descriptor 2, so it points at the log while they start; this
+    process keeps writing to the terminal through a duplicate of the original descriptor
+    (``sys.stderr`` is swapped, so rich progress and Python warnings still show).
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    original_stderr = sys.stderr
+    with tempfile.NamedTemporaryFile(prefix="polyamp-beam-workers-", suffix=".log", delete=False) as log:
+        log_path = log.name
+        os.dup2(log.fileno(), 2)
+    sys.stderr = open(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = original_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+        with contextlib.suppress(OSError):
+            os.unlink(log_path)
