@@ -90,6 +90,7 @@ BUILTIN_PLUGIN_MODULES = (
     "polyamp.data.mixture",
     "polyamp.data.nsynth",
     "polyamp.decode.onsets_frames",
+    "polyamp.decode.multi_instrument",
 )
 
 _loaded = False
