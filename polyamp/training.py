@@ -78,23 +78,24 @@ def train(
     import tensorflow as tf
 
     from polyamp.data.datasets import open_dataset
-    from polyamp.data.pipeline import training_batches
     from polyamp.loading import restore_checkpoint, restore_weights
-    from polyamp.models.losses import melodic_losses
+    from polyamp.tasks import get_task
 
     call_started = time.perf_counter()
     if seed is not None:
         keras.utils.set_random_seed(seed)
     directory = run_dir(model_dir, model_type, model_id)
+    task = get_task(model_type)
     source = open_dataset(examples_path, split="train")
     distribution = get_strategy(strategy)
     with distribution.scope():
         components = build_components(model_type=model_type)
         hparams, model = components.hparams, components.model
+        settings = task.optimizer_settings(hparams)
         schedule = keras.optimizers.schedules.InverseTimeDecay(
-            hparams.learning_rate, decay_steps=1, decay_rate=hparams.decay_rate
+            settings.learning_rate, decay_steps=1, decay_rate=settings.decay_rate
         )
-        optimizer = keras.optimizers.Adam(learning_rate=schedule, clipnorm=hparams.clip_norm)
+        optimizer = keras.optimizers.Adam(learning_rate=schedule, clipnorm=settings.clip_norm)
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         checkpoint = tf.train.Checkpoint(step=step, model=model, optimizer=optimizer)
@@ -108,23 +109,20 @@ def train(
         restore_weights(model, resolve_checkpoint(model_dir, model_type, load_id))
     first_step = int(step.numpy())
 
-    batches = distribution.experimental_distribute_dataset(
-        training_batches(source, components.frontend, hparams, seed=seed)
-    )
+    batches = distribution.experimental_distribute_dataset(task.batches(source, components, seed))
     replicas = distribution.num_replicas_in_sync
 
-    def replica_step(spec: Any, labels: Any) -> dict[str, Any]:
+    def replica_step(features: Any, labels: Any) -> dict[str, Any]:
         with tf.GradientTape() as tape:
-            outputs = model(spec, training=True)
-            losses = melodic_losses(labels, outputs, hparams)
+            losses = task.losses(model, features, labels, hparams)
             scaled = losses["total"] / replicas
         gradients = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=False))
         return losses
 
     @tf.function
-    def train_step(spec: Any, labels: Any) -> dict[str, Any]:
-        per_replica = distribution.run(replica_step, args=(spec, labels))
+    def train_step(features: Any, labels: Any) -> dict[str, Any]:
+        per_replica = distribution.run(replica_step, args=(features, labels))
         return {
             name: distribution.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
             for name, value in per_replica.items()
@@ -158,8 +156,8 @@ def train(
         while int(step.numpy()) < num_steps and not stop_requested["flag"]:
             if max_seconds is not None and time.perf_counter() - call_started > max_seconds:
                 break
-            spec, labels = next(iterator)
-            losses = train_step(spec, labels)
+            features, labels = next(iterator)
+            losses = train_step(features, labels)
             step.assign_add(1)
             current = int(step.numpy())
             losses_now = {name: float(value) for name, value in losses.items()}
