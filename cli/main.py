@@ -26,7 +26,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-MODEL_TYPES = ("melodic",)
+MODEL_TYPES = ("melodic", "timbre")
 
 
 def _model_type(value: str) -> str:
@@ -38,7 +38,12 @@ def _model_type(value: str) -> str:
 
 ModelType = Annotated[
     str,
-    typer.Option("--model-type", "--model_type", callback=_model_type, help="Model type (melodic; MELODIC accepted)."),
+    typer.Option(
+        "--model-type",
+        "--model_type",
+        callback=_model_type,
+        help="Model type: melodic or timbre (MELODIC/TIMBRE accepted).",
+    ),
 ]
 ModelDir = Annotated[
     Path, typer.Option("--model-dir", "--model_dir", help="Folder holding <model-type>/<model-id>/ checkpoints.")

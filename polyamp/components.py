@@ -30,8 +30,18 @@ class Components:
 def build_components(
     model_type: str = "melodic", frontend: str = "cqt", postprocessor: str = "onsets_frames"
 ) -> Components:
-    """Builds hparams (gin-bound), the ``frontend`` and ``postprocessor`` plugins and the model."""
+    """Builds hparams (gin-bound), the ``frontend`` and ``postprocessor`` plugins and the model.
+
+    The Timbre model reads its own spectrogram (CQT at ``timbre_hop_length``) and its
+    postprocessor assigns families to notes (``multi_instrument``).
+    """
     hparams = hparams_class(model_type)()
+    if model_type == "timbre":
+        from polyamp.models.timbre import make_timbre_frontend
+
+        timbre_frontend = make_timbre_frontend(hparams)
+        model = MODELS.get("timbre")(hparams, timbre_frontend.num_bins)
+        return Components(model_type, hparams, timbre_frontend, model, POSTPROCESSORS.get("multi_instrument")())
     frontend_object = FRONTENDS.get(frontend)()
     model = MODELS.get(model_type)(hparams, frontend_object.num_bins)
     decoder = POSTPROCESSORS.get(postprocessor)(

@@ -74,7 +74,13 @@ class MelodicHParams:
     melodic_leaky_alpha: float = 0.33  # ELU alpha
 
 
-HPARAMS_CLASSES: dict[str, type] = {"melodic": MelodicHParams}
+def _hparams_classes() -> dict[str, type]:
+    from polyamp.models.timbre_hparams import TimbreHParams
+
+    return {"melodic": MelodicHParams, "timbre": TimbreHParams}
+
+
+HPARAMS_CLASSES: dict[str, type] = _hparams_classes()
 
 
 def hparams_class(model_type: str) -> type:

@@ -85,6 +85,7 @@ ALL_REGISTRIES: dict[str, Registry[Any]] = {
 BUILTIN_PLUGIN_MODULES = (
     "polyamp.audio.frontends",
     "polyamp.models.melodic",
+    "polyamp.models.timbre",
     "polyamp.data.datasets",
     "polyamp.data.slakh",
     "polyamp.data.mixture",

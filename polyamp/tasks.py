@@ -38,7 +38,26 @@ class MelodicTask:
         return melodic_losses(labels, model(features, training=True), hparams)
 
 
-_TASKS: dict[str, Any] = {"melodic": MelodicTask()}
+class TimbreTask:
+    """Family classification of given notes: crops -> ({timbre_spec, notes}, {family one-hot, mask})."""
+
+    def optimizer_settings(self, hparams: Any) -> OptimizerSettings:
+        return OptimizerSettings(hparams.timbre_learning_rate, hparams.timbre_decay_rate, hparams.timbre_clip_norm)
+
+    def batches(self, source: Any, components: Any, seed: int | None) -> Any:
+        from polyamp.data.timbre_pipeline import timbre_training_batches
+
+        return timbre_training_batches(source, components.hparams, components.frontend, seed=seed)
+
+    def losses(self, model: Any, features: Any, labels: Any, hparams: Any) -> dict[str, Any]:
+        from polyamp.models.timbre_losses import family_accuracy, timbre_loss
+
+        probs = model(features, training=True)["family_probs"]
+        loss = timbre_loss(labels["family"], probs, labels["mask"], hparams)
+        return {"total": loss, "family": loss, "accuracy": family_accuracy(labels["family"], probs, labels["mask"])}
+
+
+_TASKS: dict[str, Any] = {"melodic": MelodicTask(), "timbre": TimbreTask()}
 
 
 def register_task(model_type: str, task: Any) -> None:

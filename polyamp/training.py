@@ -196,7 +196,7 @@ def _prune_operative_configs(directory: Path) -> None:
                 pass
 
 
-DEFAULT_GIN_FILES = {"melodic": ("melodic/small.gin",)}
+DEFAULT_GIN_FILES = {"melodic": ("melodic/small.gin",), "timbre": ("timbre/small.gin",)}
 
 
 def configure_training(
