@@ -1,0 +1,323 @@
+"""The Timbre model: the instrument family of each note, from the spectrogram region the note sounds in.
+
+Inputs: ``timbre_spec`` float32 ``[batch, frames, bins]`` (the CQT front end at hop
+``timbre_hop_length`` = 256 samples, 62.5 frames/s; see :func:`make_timbre_frontend`) and
+``notes`` float32 ``[batch, notes, 3]`` rows (MIDI pitch, start s, end s from the clip start;
+rows with a negative pitch are padding). Output: ``family_probs`` ``[batch, notes,
+timbre_num_classes]`` (the 11 NSynth families + other, in :data:`~polyamp.notes.families.FAMILY_NAMES`
+order): independent sigmoids (2020) or a softmax, zeros for padded notes.
+
+Architecture (2020 design, sized by :class:`~polyamp.models.timbre_hparams.TimbreHParams`):
+
+1. optional per-clip normalisation (divide by the clip's maximum);
+2. acoustic stack: ``timbre_conv_num_layers`` x [conv 3x3 (no bias), ELU, max-pool
+   ``timbre_pool_size[i]`` (time, freq), spatial dropout]; the time axis is first zero-padded to a
+   multiple of the total time pooling, so feature frame ``j`` covers exactly spectrogram frames
+   ``[j * P, (j + 1) * P)``;
+3. parallel filter bank: one conv per (temporal size, frequency size) with
+   ``timbre_num_filters[temporal index]`` filters, ELU, spatial dropout, concatenated;
+4. note pooling (:mod:`polyamp.models.note_pooling`, vectorised): max over each note's frames,
+   then the pitch high-pass and frequency-decay weights;
+5. per note: max-pool over frequency, conv over frequency (no bias), ELU, global max over
+   frequency, dense (ELU, L2 on the bias), dense to the classes (no bias).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from polyamp.constants import CQT_BINS_PER_OCTAVE, NUM_SPEC_BINS, SAMPLE_RATE_HZ
+from polyamp.errors import ConfigError
+from polyamp.models.timbre_hparams import TimbreHParams
+from polyamp.registry import MODELS
+
+FINAL_ACTIVATIONS = ("sigmoid", "softmax")
+
+
+def time_pool_factor(hparams: TimbreHParams) -> int:
+    """Total pooling of the time axis by the acoustic stack (9 with the defaults)."""
+    return math.prod(int(pool[0]) for pool in hparams.timbre_pool_size[: hparams.timbre_conv_num_layers])
+
+
+def freq_pool_factor(hparams: TimbreHParams) -> int:
+    """Total pooling of the frequency axis by the acoustic stack (4 with the defaults)."""
+    return math.prod(int(pool[1]) for pool in hparams.timbre_pool_size[: hparams.timbre_conv_num_layers])
+
+
+def feature_frames_per_second(hparams: TimbreHParams, sample_rate: int = SAMPLE_RATE_HZ) -> float:
+    """Frame rate of the feature map the notes are pooled on (62.5 / 9 = 6.94 frames/s by default)."""
+    return sample_rate / hparams.timbre_hop_length / time_pool_factor(hparams)
+
+
+def check_timbre_hparams(hparams: TimbreHParams) -> None:
+    """Raises ConfigError (one line naming the hparam) if the hparams cannot build a model."""
+    layers = hparams.timbre_conv_num_layers
+    if layers < 0:
+        raise ConfigError(f"TimbreHParams.timbre_conv_num_layers must be >= 0, got {layers}")
+    if len(hparams.timbre_pool_size) < layers:
+        raise ConfigError(
+            f"TimbreHParams.timbre_pool_size needs one (time, freq) pair per conv layer ({layers}), "
+            f"got {hparams.timbre_pool_size!r}"
+        )
+    if any(len(pool) != 2 or min(pool) < 1 for pool in hparams.timbre_pool_size):
+        raise ConfigError(
+            f"TimbreHParams.timbre_pool_size must hold (time, freq) pairs >= 1, got {hparams.timbre_pool_size!r}"
+        )
+    if len(hparams.timbre_dropout_drop_amts) != layers + 1:
+        raise ConfigError(
+            f"TimbreHParams.timbre_dropout_drop_amts needs timbre_conv_num_layers + 1 = {layers + 1} values "
+            f"(one per conv layer, then the filter bank), got {hparams.timbre_dropout_drop_amts!r}"
+        )
+    if len(hparams.timbre_num_filters) != len(hparams.timbre_filter_temporal_sizes):
+        raise ConfigError(
+            "TimbreHParams.timbre_num_filters needs one count per timbre_filter_temporal_sizes entry, got "
+            f"{hparams.timbre_num_filters!r} for {hparams.timbre_filter_temporal_sizes!r}"
+        )
+    if not hparams.timbre_filter_frequency_sizes or not hparams.timbre_filter_temporal_sizes:
+        raise ConfigError(
+            "TimbreHParams.timbre_filter_frequency_sizes and timbre_filter_temporal_sizes must not be empty"
+        )
+    if len(hparams.family_recall_weight) != hparams.timbre_num_classes:
+        raise ConfigError(
+            f"TimbreHParams.family_recall_weight needs timbre_num_classes = {hparams.timbre_num_classes} values, "
+            f"got {len(hparams.family_recall_weight)}"
+        )
+    if hparams.timbre_final_activation not in FINAL_ACTIVATIONS:
+        raise ConfigError(
+            f"TimbreHParams.timbre_final_activation must be one of {', '.join(FINAL_ACTIVATIONS)}, "
+            f"got {hparams.timbre_final_activation!r}"
+        )
+    if hparams.timbre_hop_length < 1:
+        raise ConfigError(f"TimbreHParams.timbre_hop_length must be positive, got {hparams.timbre_hop_length}")
+
+
+def make_timbre_frontend(hparams: TimbreHParams) -> Any:
+    """The timbre spectrogram: :class:`~polyamp.audio.frontends.CQTFrontend` at hop ``timbre_hop_length``.
+
+    Bins, bins per octave and fmin come from the CQTFrontend gin bindings (229, 28, A0 by
+    default); the hop is always the hparam's, whatever ``CQTFrontend.hop_length`` is bound to.
+    """
+    from polyamp.audio.frontends import CQTFrontend
+
+    return CQTFrontend(hop_length=hparams.timbre_hop_length)
+
+
+def timbre_optimizer(hparams: TimbreHParams) -> Any:
+    """Adam with inverse-time decay ``lr / (1 + timbre_decay_rate * step)`` and clipnorm ``timbre_clip_norm``."""
+    import keras
+
+    schedule = keras.optimizers.schedules.InverseTimeDecay(
+        hparams.timbre_learning_rate, decay_steps=1, decay_rate=hparams.timbre_decay_rate
+    )
+    clip = hparams.timbre_clip_norm if hparams.timbre_clip_norm > 0 else None
+    return keras.optimizers.Adam(learning_rate=schedule, clipnorm=clip)
+
+
+def _layers() -> dict[str, type]:
+    """Custom Keras layers, defined on first use so that importing this module stays light."""
+    global _LAYERS
+    if _LAYERS:
+        return _LAYERS
+    import keras
+
+    class NormalizeSpec(keras.layers.Layer):
+        """[B, T, F] -> same, each clip divided by its maximum (plus ``epsilon``)."""
+
+        def __init__(self, epsilon: float, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.epsilon = float(epsilon)
+
+        def call(self, spec: Any) -> Any:
+            peak = keras.ops.max(spec, axis=(1, 2), keepdims=True)
+            return spec / (peak + self.epsilon)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "epsilon": self.epsilon}
+
+    class PadTime(keras.layers.Layer):
+        """[B, T, F, C] -> [B, ceil(T / multiple) * multiple, F, C], zeros (silence) appended."""
+
+        def __init__(self, multiple: int, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.multiple = int(multiple)
+
+        def call(self, x: Any) -> Any:
+            import tensorflow as tf
+
+            length = tf.shape(x)[1]
+            extra = (-length) % self.multiple
+            return tf.pad(x, [[0, 0], [0, extra], [0, 0], [0, 0]])
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            frames = input_shape[1]
+            if frames is not None:
+                frames = -(-frames // self.multiple) * self.multiple
+            return (input_shape[0], frames, *input_shape[2:])
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "multiple": self.multiple}
+
+    class NotePooling(keras.layers.Layer):
+        """[features [B, T', F', C], notes [B, N, 3]] -> [B, N, F', C]: max over each note's frames,
+        weighted by the note's pitch high-pass and frequency decay (zeros for padded notes)."""
+
+        def __init__(
+            self,
+            frames_per_second: float,
+            bins_per_feature_bin: float,
+            gradient_exp: float,
+            margin_semitones: float,
+            bins_per_octave: int,
+            method: str = "sparse_table",
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(**kwargs)
+            self.frames_per_second = float(frames_per_second)
+            self.bins_per_feature_bin = float(bins_per_feature_bin)
+            self.gradient_exp = float(gradient_exp)
+            self.margin_semitones = float(margin_semitones)
+            self.bins_per_octave = int(bins_per_octave)
+            self.method = method
+
+        def call(self, inputs: Any) -> Any:
+            from polyamp.models.note_pooling import pitch_weights, pool_notes
+
+            features, notes = inputs
+            pooled = pool_notes(features, notes, self.frames_per_second, self.method)
+            weights = pitch_weights(
+                notes[..., 0],
+                features.shape[2],
+                self.bins_per_feature_bin,
+                self.gradient_exp,
+                self.margin_semitones,
+                self.bins_per_octave,
+            )
+            return pooled * keras.ops.expand_dims(weights, -1)
+
+        def compute_output_shape(self, input_shapes: Any) -> Any:
+            features, notes = input_shapes
+            return (features[0], notes[1], features[2], features[3])
+
+        def get_config(self) -> dict[str, Any]:
+            return {
+                **super().get_config(),
+                "frames_per_second": self.frames_per_second,
+                "bins_per_feature_bin": self.bins_per_feature_bin,
+                "gradient_exp": self.gradient_exp,
+                "margin_semitones": self.margin_semitones,
+                "bins_per_octave": self.bins_per_octave,
+                "method": self.method,
+            }
+
+    _LAYERS = {"NormalizeSpec": NormalizeSpec, "PadTime": PadTime, "NotePooling": NotePooling}
+    return _LAYERS
+
+
+_LAYERS: dict[str, type] = {}
+
+
+@MODELS.register("timbre")
+def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) -> Any:
+    """Keras functional model ``{"timbre_spec": [B, T, num_bins], "notes": [B, N, 3]}`` ->
+    ``{"family_probs": [B, N, timbre_num_classes]}``; any T and N."""
+    import keras
+
+    check_timbre_hparams(hparams)
+    custom = _layers()
+    alpha = hparams.timbre_leaky_alpha
+    dropout_layer = keras.layers.SpatialDropout2D if hparams.timbre_spatial_dropout else keras.layers.Dropout
+
+    spec = keras.Input(shape=(None, num_bins), name="timbre_spec")
+    notes = keras.Input(shape=(None, 3), name="notes")
+    x = spec
+    if hparams.timbre_spec_normalize:
+        x = custom["NormalizeSpec"](hparams.timbre_spec_epsilon, name="normalize")(x)
+    x = keras.layers.Reshape((-1, num_bins, 1), name="add_channel")(x)
+    time_pool = time_pool_factor(hparams)
+    if time_pool > 1:
+        x = custom["PadTime"](time_pool, name="pad_time")(x)
+
+    for index in range(hparams.timbre_conv_num_layers):
+        x = keras.layers.Conv2D(
+            hparams.timbre_conv_num_filters,
+            (3, 3),
+            padding="same",
+            use_bias=False,
+            kernel_initializer="he_uniform",
+            name=f"conv{index}",
+        )(x)
+        if hparams.timbre_use_batch_normalization:
+            x = keras.layers.BatchNormalization(name=f"conv{index}_bn")(x)
+        x = keras.layers.ELU(alpha=alpha, name=f"conv{index}_elu")(x)
+        pool = tuple(int(size) for size in hparams.timbre_pool_size[index])
+        if pool != (1, 1):
+            x = keras.layers.MaxPooling2D(pool, name=f"conv{index}_pool")(x)
+        if hparams.timbre_dropout_drop_amts[index] > 0:
+            x = dropout_layer(hparams.timbre_dropout_drop_amts[index], name=f"conv{index}_dropout")(x)
+
+    bank = []
+    bank_dropout = hparams.timbre_dropout_drop_amts[hparams.timbre_conv_num_layers]
+    for freq_size in hparams.timbre_filter_frequency_sizes:
+        for temporal_index, temporal_size in enumerate(hparams.timbre_filter_temporal_sizes):
+            name = f"bank_t{temporal_size}_f{freq_size}"
+            y = keras.layers.Conv2D(
+                hparams.timbre_num_filters[temporal_index],
+                (temporal_size, freq_size),
+                padding="same",
+                use_bias=not hparams.timbre_use_batch_normalization,
+                kernel_initializer="he_uniform",
+                name=name,
+            )(x)
+            if hparams.timbre_use_batch_normalization:
+                y = keras.layers.BatchNormalization(name=f"{name}_bn")(y)
+            y = keras.layers.ELU(alpha=alpha, name=f"{name}_elu")(y)
+            if bank_dropout > 0:
+                y = dropout_layer(bank_dropout, name=f"{name}_dropout")(y)
+            bank.append(y)
+    features = bank[0] if len(bank) == 1 else keras.layers.Concatenate(name="bank")(bank)
+
+    pooled = custom["NotePooling"](
+        frames_per_second=feature_frames_per_second(hparams),
+        bins_per_feature_bin=freq_pool_factor(hparams),
+        gradient_exp=hparams.timbre_gradient_exp,
+        margin_semitones=hparams.timbre_pitch_margin_semitones,
+        bins_per_octave=CQT_BINS_PER_OCTAVE,
+        name="note_pooling",
+    )([features, notes])  # [B, N, F', C]
+
+    y = pooled
+    if hparams.timbre_filters_pool_size > 1:
+        y = keras.layers.MaxPooling2D((1, hparams.timbre_filters_pool_size), name="note_freq_pool")(y)
+    y = keras.layers.Conv2D(
+        hparams.timbre_local_conv_num_filters,
+        (1, hparams.timbre_local_conv_size),
+        strides=(1, hparams.timbre_local_conv_strides),
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_uniform",
+        name="note_conv",
+    )(y)
+    y = keras.layers.ELU(alpha=alpha, name="note_conv_elu")(y)
+    y = keras.layers.Lambda(lambda t: keras.ops.max(t, axis=2), name="note_freq_max")(y)  # [B, N, filters]
+    if hparams.timbre_pitch_feature:
+        pitch = keras.layers.Lambda(lambda n: keras.ops.clip(n[..., :1], 0.0, 127.0) / 127.0, name="note_pitch")(notes)
+        y = keras.layers.Concatenate(name="with_pitch")([y, pitch])
+    y = keras.layers.Dense(
+        hparams.timbre_penultimate_fc_size,
+        activation="elu",
+        bias_regularizer=keras.regularizers.L2(hparams.timbre_l2_regularizer),
+        name="penultimate",
+    )(y)
+    if hparams.timbre_fc_dropout_drop_amt > 0:
+        y = keras.layers.Dropout(hparams.timbre_fc_dropout_drop_amt, name="penultimate_dropout")(y)
+    probs = keras.layers.Dense(
+        hparams.timbre_num_classes, activation=hparams.timbre_final_activation, use_bias=False, name="family_dense"
+    )(y)
+    valid = keras.layers.Lambda(
+        lambda n: keras.ops.cast(keras.ops.greater_equal(n[..., :1], 0.0), "float32"), name="note_mask"
+    )(notes)
+    family_probs = keras.layers.Multiply(name="family_probs")([probs, valid])
+    return keras.Model(
+        inputs={"timbre_spec": spec, "notes": notes}, outputs={"family_probs": family_probs}, name="timbre"
+    )

@@ -1,0 +1,86 @@
+"""Typed hyper-parameters of the Timbre model (per-note instrument-family classifier).
+
+Names and defaults follow the 2020 PolyAMP (``timbre_model.get_default_hparams`` and the Full
+config's ``family_recall_weight``) where it had them; sizes are the 2020 (GPU-sized) model,
+``gin/timbre/{tiny,small}.gin`` set CPU presets. Changes from 2020, on purpose:
+
+* ``timbre_decay_rate`` is an inverse-time decay per step, ``lr / (1 + decay_rate * step)``, and
+  defaults to 1e-4 (half the rate after 10,000 steps). 2020 passed 1e-2 as Keras' legacy per-step
+  ``decay``, which halved the learning rate after 100 steps and all but froze training after a
+  few thousand (the "aggressive decay" bug).
+* ``family_recall_weight`` belongs to the Timbre hparams (2020 kept it in the Full config only, so
+  a Timbre model trained alone silently ignored it); the 2020 hard-coded recall weight 4 is
+  ``timbre_recall_weighing``.
+* The conv stack's filter count (hard-coded 128 in 2020) is ``timbre_conv_num_filters``;
+  ``timbre_filters_pool_size`` is the one number 2020 used (its second entry).
+* Dead 2020 keys (``timbre_decay_steps``, the RNN, bottleneck and extra-FC switches,
+  ``timbre_input_shape``, ``timbre_final_dropout_amt``) are gone: a name here always does something.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gin
+
+FAMILY_RECALL_WEIGHT_2020: tuple[float, ...] = (1.0, 1.4, 1.4, 0.225, 0.05, 1.2, 1.0, 1.3, 0.45, 1.0, 1.0, 0.7)
+"""2020 ``family_recall_weight`` in family order bass, brass, flute, guitar, keyboard, mallet, organ,
+reed, string, synth_lead, vocal, other (abundant families weigh less)."""
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class TimbreHParams:
+    """Hyper-parameters of the Timbre model, its loss, its training data and its optimiser.
+
+    Shapes: the model reads a timbre spectrogram ``[batch, frames, bins]`` (hop
+    ``timbre_hop_length`` samples at 16 kHz) and notes ``[batch, notes, 3]`` (MIDI pitch, start s,
+    end s) and returns ``[batch, notes, timbre_num_classes]`` family probabilities.
+    """
+
+    # Optimisation.
+    timbre_learning_rate: float = 4e-4
+    timbre_decay_rate: float = 1e-4  # inverse-time decay per step: lr / (1 + decay_rate * step)
+    timbre_clip_norm: float = 2.0
+    timbre_l2_regularizer: float = 1e-7  # L2 on the penultimate dense layer's bias (as in 2020)
+    # Spectrogram (the CQT front end at this hop; 62.5 frames/s at 16 kHz).
+    timbre_hop_length: int = 256
+    timbre_spec_normalize: bool = True  # divide each clip by its maximum (as 2020)
+    timbre_spec_epsilon: float = 1e-8  # guards that division
+    # Acoustic conv stack: conv (3 x 3) -> ELU -> max-pool (time, freq) -> spatial dropout, per layer.
+    timbre_conv_num_layers: int = 2
+    timbre_conv_num_filters: int = 128
+    timbre_pool_size: tuple[tuple[int, int], ...] = ((3, 2), (3, 2))  # (time, freq) per conv layer
+    # Dropout after each conv layer, then after the filter bank: timbre_conv_num_layers + 1 values.
+    timbre_dropout_drop_amts: tuple[float, ...] = (0.1, 0.1, 0.1)
+    timbre_spatial_dropout: bool = True  # drop whole feature maps (SpatialDropout2D) rather than units
+    timbre_use_batch_normalization: bool = False  # batch norm after every conv of the stack and the bank (not in 2020)
+    # Parallel filter bank: one conv per (temporal size, frequency size); filters indexed by temporal size.
+    timbre_filter_frequency_sizes: tuple[int, ...] = (3, 7)
+    timbre_filter_temporal_sizes: tuple[int, ...] = (1, 3, 5)
+    timbre_num_filters: tuple[int, ...] = (96, 64, 32)
+    # Per-note head: max-pool over frequency, conv over frequency, global max, dense, dense.
+    timbre_filters_pool_size: int = 2
+    timbre_local_conv_size: int = 7
+    timbre_local_conv_strides: int = 1
+    timbre_local_conv_num_filters: int = 256
+    timbre_penultimate_fc_size: int = 256
+    timbre_fc_dropout_drop_amt: float = 0.0  # dropout before the output layer
+    timbre_pitch_feature: bool = False  # also feed the note's pitch (scaled to [0, 1]) to the dense layers
+    timbre_num_classes: int = 12  # the 11 NSynth families + other
+    timbre_leaky_alpha: float = 0.33  # ELU alpha
+    timbre_final_activation: str = "sigmoid"  # "sigmoid" (multi-label, 2020) or "softmax" (one family per note)
+    # Pitch-dependent frequency weighting of each note's pooled features.
+    timbre_gradient_exp: float = 12.0  # decay-mask exponent is ln(this); 1 disables the mask
+    timbre_pitch_margin_semitones: float = 1.0  # high-pass cut this far below the fundamental
+    # Loss (sigmoid): class c's positives weigh (w_c + 1) : 1, w_c = recall_weighing * 1.5 * family_recall_weight[c].
+    timbre_recall_weighing: float = 4.0
+    family_recall_weight: tuple[float, ...] = FAMILY_RECALL_WEIGHT_2020
+    timbre_absent_class_weight: float = 0.01  # loss factor of a class with no positive note in the batch
+    # Training data.
+    batch_size: int = 8
+    truncated_length_secs: float = 4.0  # training crop length in seconds
+    timbre_max_notes: int = 64  # notes per crop (a random subset when more)
+    crops_per_example: int = 4  # crops cut from each decoded example
+    shuffle_buffer_size: int = 64
+    timbre_gain_augment_db: float = 0.0  # random gain in [-x, +x] dB applied to each training crop

@@ -1,0 +1,470 @@
+"""The Timbre model: vectorised note pooling, model shapes and masking, loss, data pipeline, learning.
+
+The learning test renders General MIDI instruments of distinct families with the small TimGM6mb
+SoundFont into 2-3-instrument mixes; skipped only if libfluidsynth or that file is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from polyamp.errors import ConfigError, MissingDependencyError
+from polyamp.models.note_pooling import (
+    BELOW_PITCH_GAIN,
+    POOLING_METHODS,
+    note_frame_spans,
+    pitch_weights,
+    pool_notes,
+    reference_pool_notes,
+    reference_spans,
+)
+from polyamp.models.timbre_hparams import FAMILY_RECALL_WEIGHT_2020, TimbreHParams
+from polyamp.notes.families import DEFAULT_PROGRAMS, NUM_FAMILIES, family_index
+
+TIMGM6MB = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+SR = 16000
+
+TINY = dict(
+    timbre_conv_num_layers=2,
+    timbre_conv_num_filters=8,
+    timbre_num_filters=(8, 4, 4),
+    timbre_local_conv_num_filters=16,
+    timbre_penultimate_fc_size=16,
+    timbre_dropout_drop_amts=(0.0, 0.0, 0.0),
+)
+
+
+def _random_notes(rng: np.random.Generator, batch: int, count: int, length_s: float) -> np.ndarray:
+    """Random notes including padding, zero-length notes, notes before, across and past the map."""
+    start = rng.uniform(-1.0, length_s + 1.0, size=(batch, count))
+    duration = rng.choice([0.0, 0.01, 0.3, 2.0, 50.0], size=(batch, count)) * rng.uniform(0.5, 1.0, (batch, count))
+    pitch = rng.integers(21, 109, size=(batch, count)).astype(np.float64)
+    pitch[rng.random((batch, count)) < 0.2] = -1.0
+    notes = np.stack([pitch, start, start + duration], axis=-1)
+    notes[pitch < 0] = -1.0
+    return notes.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Note pooling
+
+
+def test_frame_spans_follow_the_rules_at_the_edges() -> None:
+    fps, frames = 10.0, 20
+    notes = np.array(
+        [
+            [
+                [60, 0.0, 0.0],  # zero length at 0: one frame
+                [60, 0.0, 0.1],  # exactly one frame
+                [60, 0.05, 0.25],  # [0, 3)
+                [60, 1.95, 2.5],  # runs past the end: clipped to [19, 20)
+                [60, 2.0, 3.0],  # starts at the end: empty
+                [60, -0.5, 0.15],  # starts before the map: [0, 2)
+                [60, -0.5, -0.1],  # wholly before the map: empty
+                [-1, -1, -1],  # padding: empty
+                [60, 0.7, 0.3],  # end before start: one frame
+            ]
+        ],
+        np.float32,
+    )
+    first, stop = (tensor.numpy() for tensor in note_frame_spans(notes, fps, frames))
+    expected_first = [0, 0, 0, 19, 20, 0, 0, 0, 7]
+    expected_stop = [1, 1, 3, 20, 20, 2, 0, 0, 8]
+    assert first[0].tolist() == expected_first
+    assert stop[0].tolist() == expected_stop
+    ref_first, ref_stop = reference_spans(notes, fps, frames)
+    np.testing.assert_array_equal(np.where(ref_stop > ref_first, ref_first, 0), np.where(stop > first, first, 0))
+    np.testing.assert_array_equal(ref_stop - ref_first, stop - first)
+
+
+@pytest.mark.parametrize("method", POOLING_METHODS)
+def test_pooling_matches_the_slow_reference(method: str) -> None:
+    rng = np.random.default_rng(7)
+    for batch, frames, bins, channels, count in [(3, 37, 5, 4, 40), (1, 1, 3, 2, 5), (2, 60, 8, 3, 1)]:
+        fps = float(rng.uniform(3.0, 12.0))
+        features = rng.normal(size=(batch, frames, bins, channels)).astype(np.float32)
+        notes = _random_notes(rng, batch, count, frames / fps)
+        expected = reference_pool_notes(features, notes, fps)
+        got = pool_notes(features, notes, fps, method=method).numpy()
+        np.testing.assert_array_equal(got, expected)
+        assert np.count_nonzero(np.abs(expected).sum(axis=(2, 3))) > 0
+
+
+def test_pooling_runs_in_tf_function_with_dynamic_sizes_and_has_max_gradients() -> None:
+    import tensorflow as tf
+
+    fps = 5.0
+    spec = [tf.TensorSpec([None, None, 4, 2], tf.float32), tf.TensorSpec([None, None, 3], tf.float32)]
+    traced = {method: tf.function(lambda f, n, m=method: pool_notes(f, n, fps, m), input_signature=spec) for method in POOLING_METHODS}
+    rng = np.random.default_rng(3)
+    for frames, count in [(10, 3), (25, 17), (4, 0)]:
+        features = rng.normal(size=(2, frames, 4, 2)).astype(np.float32)
+        notes = _random_notes(rng, 2, count, frames / fps)
+        expected = reference_pool_notes(features, notes, fps)
+        for method in POOLING_METHODS:
+            got = traced[method](features, notes).numpy()
+            assert got.shape == (2, count, 4, 2)
+            np.testing.assert_array_equal(got, expected)
+
+    # The gradient of a pooled value reaches exactly the frame holding the maximum.
+    features = tf.constant(rng.normal(size=(1, 12, 4, 2)).astype(np.float32))
+    notes = tf.constant([[[60.0, 0.4, 1.0], [-1.0, -1.0, -1.0]]])  # frames [2, 5)
+    for method in POOLING_METHODS:
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            total = tf.reduce_sum(pool_notes(features, notes, fps, method))
+        gradient = tape.gradient(total, features).numpy()[0]
+        argmax = 2 + np.argmax(features.numpy()[0, 2:5], axis=0)  # [bins, channels]
+        expected = np.zeros_like(gradient)
+        for b in range(4):
+            for c in range(2):
+                expected[argmax[b, c], b, c] = 1.0
+        np.testing.assert_array_equal(gradient, expected)
+
+
+def test_pitch_weights_high_pass_below_the_note_and_decay_above() -> None:
+    bins, per_bin = 57, 4.0
+    weights = pitch_weights(np.array([[21.0, 60.0, 100.0]], np.float32), bins, per_bin, 12.0).numpy()[0]
+    for row, pitch in zip(weights, (21, 60, 100), strict=True):
+        cut = int(np.floor(max(round((pitch - 1 - 21) * 28 / 12), 0) / per_bin))
+        assert np.all(row[:cut] == pytest.approx(BELOW_PITCH_GAIN))
+        assert row[cut] == pytest.approx(1.0)
+        assert np.all(np.diff(row[cut:]) <= 1e-7)  # falls towards the top
+        assert row[-1] < 0.7
+    # A higher note is attenuated less at the top bin.
+    assert weights[2, -1] > weights[1, -1] > weights[0, -1]
+    flat = pitch_weights(np.array([[60.0]], np.float32), bins, per_bin, 1.0).numpy()[0, 0]
+    assert set(np.unique(flat)) == {np.float32(BELOW_PITCH_GAIN), np.float32(1.0)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+
+
+def test_model_shapes_masking_and_padding_independence() -> None:
+    from polyamp.models.timbre import build_timbre_model, feature_frames_per_second
+    from polyamp.registry import MODELS
+
+    hparams = TimbreHParams(**TINY)
+    assert MODELS.get("timbre") is build_timbre_model
+    assert feature_frames_per_second(hparams) == pytest.approx(62.5 / 9)
+    model = build_timbre_model(hparams)
+    rng = np.random.default_rng(0)
+    spec = rng.uniform(0, 1, size=(2, 123, 229)).astype(np.float32)
+    notes = np.array(
+        [[[60, 0.1, 0.6], [40, 1.0, 1.9], [-1, -1, -1]], [[70, 0.0, 2.0], [-1, -1, -1], [-1, -1, -1]]], np.float32
+    )
+    probs = model({"timbre_spec": spec, "notes": notes}, training=False)["family_probs"].numpy()
+    assert probs.shape == (2, 3, NUM_FAMILIES)
+    assert np.all(probs[0, 2] == 0) and np.all(probs[1, 1:] == 0)
+    assert np.all(probs[0, :2] > 0) and np.all(probs[0, :2] < 1)
+    # Padding rows and other notes do not change a note's prediction.
+    fewer = model({"timbre_spec": spec[:1], "notes": notes[:1, :1]}, training=False)["family_probs"].numpy()
+    np.testing.assert_allclose(fewer[0, 0], probs[0, 0], rtol=1e-5, atol=1e-6)
+    # Any length: a clip of a length that is not a multiple of the time pooling.
+    odd = model({"timbre_spec": spec[:, :10], "notes": notes}, training=False)["family_probs"]
+    assert odd.shape == (2, 3, NUM_FAMILIES)
+
+    softmax = build_timbre_model(dataclasses.replace(hparams, timbre_final_activation="softmax"))
+    soft = softmax({"timbre_spec": spec, "notes": notes}, training=False)["family_probs"].numpy()
+    np.testing.assert_allclose(soft[0, :2].sum(axis=-1), 1.0, rtol=1e-5)
+    assert np.all(soft[1, 1:] == 0)
+
+
+def test_bad_hparams_raise_config_errors() -> None:
+    from polyamp.models.timbre import build_timbre_model
+
+    for bad in [
+        dict(timbre_dropout_drop_amts=(0.1, 0.1)),
+        dict(timbre_num_filters=(8, 8)),
+        dict(family_recall_weight=(1.0,) * 11),
+        dict(timbre_final_activation="relu"),
+        dict(timbre_pool_size=((3, 2),)),
+    ]:
+        with pytest.raises(ConfigError, match="TimbreHParams"):
+            build_timbre_model(TimbreHParams(**{**TINY, **bad}))
+
+
+def test_hparams_keep_the_2020_names_and_fix_the_decay() -> None:
+    hparams = TimbreHParams()
+    assert hparams.family_recall_weight == FAMILY_RECALL_WEIGHT_2020
+    assert hparams.family_recall_weight[family_index("keyboard")] == 0.05
+    assert hparams.timbre_num_classes == 12 and hparams.timbre_hop_length == 256
+    assert hparams.timbre_decay_rate <= 1e-4  # 2020's 1e-2 per step halved the rate every 100 steps
+    assert all(isinstance(getattr(hparams, field.name), (int, float, str, bool, tuple)) for field in dataclasses.fields(hparams))
+
+
+def test_gin_presets_parse() -> None:
+    from polyamp.config import parse_gin
+
+    for preset, filters in [("timbre/tiny.gin", None), ("timbre/small.gin", None)]:
+        parse_gin([preset])
+        hparams = TimbreHParams()
+        assert hparams.timbre_hop_length == 256
+        assert hparams != TimbreHParams.__wrapped__() if hasattr(TimbreHParams, "__wrapped__") else True
+        del filters
+
+
+# ---------------------------------------------------------------------------------------------
+# Loss
+
+
+def test_loss_ignores_padded_notes_and_down_weights_absent_classes() -> None:
+    import tensorflow as tf
+
+    from polyamp.models.timbre_losses import (
+        class_recall_weights,
+        family_accuracy,
+        recall_weighted_family_bce,
+        timbre_loss,
+    )
+
+    hparams = TimbreHParams()
+    weights = np.array(class_recall_weights(hparams))
+    np.testing.assert_allclose(weights, 6.0 * np.array(FAMILY_RECALL_WEIGHT_2020))
+    rng = np.random.default_rng(1)
+    labels = np.zeros((2, 4, 12), np.float32)
+    labels[0, 0, 0] = labels[0, 1, 3] = labels[1, 0, 3] = 1.0
+    mask = np.array([[1, 1, 0, 0], [1, 0, 0, 0]], np.float32)
+    probs = rng.uniform(0.05, 0.95, size=(2, 4, 12)).astype(np.float32)
+
+    # numpy reference
+    bce = -(labels * np.log(probs) + (1 - labels) * np.log(1 - probs))
+    inverse = 1.0 / weights
+    note_weights = (labels + inverse) / (1 + inverse)
+    per_class = (bce * note_weights * mask[..., None]).sum(axis=(0, 1)) / mask.sum()
+    present = (labels * mask[..., None]).sum(axis=(0, 1)) > 0
+    expected = np.mean(per_class * np.where(present, 1.0, 0.01))
+    got = float(timbre_loss(labels, probs, mask, hparams))
+    assert got == pytest.approx(expected, rel=1e-5)
+
+    # Padded notes: any labels and predictions there change nothing.
+    noisy_labels, noisy_probs = labels.copy(), probs.copy()
+    noisy_labels[0, 2:, 5] = 1.0
+    noisy_probs[0, 2:] = 0.999
+    assert float(timbre_loss(noisy_labels, noisy_probs, mask, hparams)) == pytest.approx(got, rel=1e-6)
+
+    # An absent class counts 0.01 as much as a present one with the same errors.
+    one_class = np.zeros((1, 1, 12), np.float32)
+    one_class[0, 0, 2] = 1.0
+    flat = np.full((1, 1, 12), 0.5, np.float32)
+    unit = np.zeros(12)
+    unit[2] = unit[7] = 1.0
+    loss_2 = float(recall_weighted_family_bce(one_class, flat, np.ones((1, 1)), unit))
+    per = np.log(2.0)
+    # class 2 present and positive (weight 1), class 7 absent, negative (weight 1/2 * 0.01), others plain BCE * 0.01.
+    assert loss_2 == pytest.approx((per + per * 0.5 * 0.01 + 10 * per * 0.01) / 12, rel=1e-5)
+
+    # Accuracy counts only real notes.
+    perfect = labels * 0.9 + 0.05
+    assert float(family_accuracy(labels, perfect, mask)) == 1.0
+    wrong = np.roll(perfect, 1, axis=-1)
+    assert float(family_accuracy(labels, wrong, mask)) == 0.0
+    assert float(timbre_loss(labels, perfect, mask, hparams)) < got
+    assert float(tf.constant(timbre_loss(labels, probs, np.zeros_like(mask), hparams))) == 0.0
+
+    softmax = dataclasses.replace(hparams, timbre_final_activation="softmax")
+    soft_probs = np.full((2, 4, 12), 1 / 12, np.float32)
+    assert float(timbre_loss(labels, soft_probs, mask, softmax)) == pytest.approx(np.log(12.0), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data pipeline
+
+
+def _sequence(notes: list[tuple[int, float, float, int, bool]]):
+    from note_seq.protobuf import music_pb2
+
+    sequence = music_pb2.NoteSequence()
+    for pitch, start, end, program, is_drum in notes:
+        sequence.notes.add(pitch=pitch, start_time=start, end_time=end, program=program, is_drum=is_drum, velocity=90)
+    sequence.total_time = max((note[2] for note in notes), default=0.0)
+    return sequence
+
+
+def test_sequence_notes_drop_drums_and_out_of_range_pitches() -> None:
+    from polyamp.data.timbre_pipeline import sequence_notes
+
+    sequence = _sequence(
+        [(60, 1.0, 2.0, 0, False), (36, 0.5, 1.0, 0, True), (10, 0.0, 1.0, 33, False), (40, 0.2, 0.1, 33, False)]
+    )
+    rows = sequence_notes(sequence.SerializeToString())
+    np.testing.assert_allclose(rows, [[40, 0.2, 0.2, family_index("bass")], [60, 1.0, 2.0, family_index("keyboard")]])
+    assert sequence_notes(_sequence([])).shape == (0, 4)
+
+
+def test_crop_notes_clip_subsample_and_pad() -> None:
+    import tensorflow as tf
+
+    from polyamp.data.timbre_pipeline import crop_notes_tf
+
+    notes = tf.constant(
+        [
+            [60, 0.5, 1.5, 4],  # across the crop start: [0, 0.5]
+            [62, 1.2, 1.4, 0],  # inside
+            [64, 2.5, 3.5, 3],  # across the crop end: [1.5, 2]
+            [65, 1.3, 1.3, 7],  # zero length inside
+            [67, 3.0, 4.0, 2],  # after the crop
+            [69, 0.0, 0.9, 2],  # before the crop
+        ],
+        tf.float32,
+    )
+    rows, labels, mask = (tensor.numpy() for tensor in crop_notes_tf(notes, 1.0, 2.0, 8))
+    assert rows.shape == (8, 3) and labels.shape == (8, 12) and mask.shape == (8,)
+    assert mask.tolist() == [1, 1, 1, 1, 0, 0, 0, 0]
+    kept = sorted(tuple(np.round(row, 5)) for row in rows[:4])
+    assert kept == [(60.0, 0.0, 0.5), (62.0, 0.2, 0.4), (64.0, 1.5, 2.0), (65.0, 0.3, 0.3)]
+    assert np.all(rows[4:] == -1) and np.all(labels[4:] == 0)
+    for row, label in zip(rows[:4], labels[:4], strict=True):
+        family = {60: 4, 62: 0, 64: 3, 65: 7}[int(row[0])]
+        assert label.argmax() == family and label.sum() == 1
+    rows, _, mask = (tensor.numpy() for tensor in crop_notes_tf(notes, 1.0, 2.0, 2))
+    assert mask.tolist() == [1, 1] and rows.shape == (2, 3)
+
+
+def _wav_bytes(samples: np.ndarray) -> bytes:
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, SR, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+FAMILIES = ("bass", "flute", "guitar", "keyboard", "organ", "brass")
+
+
+@pytest.fixture(scope="module")
+def family_mixes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TFRecord of 12 four-second mixes of 2-3 instruments (TimGM6mb), each playing 2-3 notes."""
+    from polyamp.synth.fluidsynth import load_library
+
+    try:
+        load_library()
+    except MissingDependencyError as error:
+        pytest.skip(str(error))
+    if not TIMGM6MB.is_file():
+        pytest.skip(f"{TIMGM6MB} is not installed (apt-get install timgm6mb-soundfont)")
+    from note_seq.protobuf import music_pb2
+
+    from polyamp.data.tfrecord import make_example, write_tfrecord
+    from polyamp.synth.piece import NoteEvent, Part
+    from polyamp.synth.render import SoundFontRenderer
+
+    rng = np.random.default_rng(5)
+    records = []
+    with SoundFontRenderer(TIMGM6MB, reverb=False, internal_rate_hz=SR) as renderer:
+        for index in range(12):
+            chosen = rng.choice(len(FAMILIES), size=int(rng.integers(2, 4)), replace=False)
+            sequence = music_pb2.NoteSequence()
+            mix = np.zeros(4 * SR, np.float32)
+            for stem, family_number in enumerate(chosen):
+                family = family_index(FAMILIES[family_number])
+                program = DEFAULT_PROGRAMS[family]
+                low, high = (33, 52) if FAMILIES[family_number] == "bass" else (55, 79)
+                events = []
+                for _ in range(int(rng.integers(2, 4))):
+                    start = float(rng.uniform(0.0, 3.0))
+                    events.append(NoteEvent(int(rng.integers(low, high)), start, start + float(rng.uniform(0.4, 1.0)), 100))
+                events.sort(key=lambda event: event.start_s)
+                part = Part(name=FAMILIES[family_number], program=program, is_drum=False, notes=tuple(events))
+                mix += renderer.render_part(part, 4.0)
+                for event in events:
+                    sequence.notes.add(
+                        pitch=event.pitch,
+                        start_time=event.start_s,
+                        end_time=event.end_s,
+                        velocity=event.velocity,
+                        program=program,
+                        instrument=stem,
+                    )
+            sequence.total_time = 4.0
+            mix *= 0.9 / max(float(np.abs(mix).max()), 1e-6)
+            records.append(make_example(f"mix{index}", sequence, _wav_bytes(mix)))
+    path = tmp_path_factory.mktemp("timbre") / "mixes.tfrecord"
+    write_tfrecord(path, records)
+    return path
+
+
+def test_pipeline_batches_have_static_shapes_and_consistent_labels(family_mixes: Path) -> None:
+    from polyamp.data.datasets import TFRecordDataset
+    from polyamp.data.timbre_pipeline import timbre_training_batches
+
+    hparams = TimbreHParams(**TINY, batch_size=3, truncated_length_secs=2.0, timbre_max_notes=5, crops_per_example=2)
+    batches = timbre_training_batches(TFRecordDataset(str(family_mixes)), hparams, seed=0)
+    assert batches.element_spec[0]["timbre_spec"].shape == (3, 125, 229)
+    assert batches.element_spec[0]["notes"].shape == (3, 5, 3)
+    assert batches.element_spec[1]["family"].shape == (3, 5, 12)
+    allowed = {family_index(name) for name in FAMILIES}
+    for inputs, targets in batches.take(4):
+        notes, family, mask = inputs["notes"].numpy(), targets["family"].numpy(), targets["mask"].numpy()
+        real = mask > 0
+        assert np.all(mask.sum(axis=1) >= 1)
+        assert np.all(notes[real][:, 1] >= 0) and np.all(notes[real][:, 2] <= 2.0 + 1e-6)
+        assert np.all(notes[real][:, 2] >= notes[real][:, 1])
+        assert np.all(notes[~real] == -1) and np.all(family[~real] == 0)
+        assert np.all(family[real].sum(axis=-1) == 1)
+        assert set(family[real].argmax(axis=-1).tolist()) <= allowed
+        assert np.isfinite(inputs["timbre_spec"].numpy()).all()
+
+
+def test_pipeline_rejects_bad_hparams(family_mixes: Path) -> None:
+    from polyamp.data.datasets import TFRecordDataset
+    from polyamp.data.timbre_pipeline import timbre_training_batches
+
+    source = TFRecordDataset(str(family_mixes))
+    for bad in [dict(timbre_num_classes=11, family_recall_weight=(1.0,) * 11), dict(timbre_max_notes=0)]:
+        with pytest.raises(ConfigError):
+            timbre_training_batches(source, TimbreHParams(**bad))
+
+
+def test_tiny_model_learns_families_from_rendered_mixes(family_mixes: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    from polyamp.data.datasets import TFRecordDataset
+    from polyamp.data.timbre_pipeline import timbre_training_batches
+    from polyamp.models.timbre import build_timbre_model, timbre_optimizer
+    from polyamp.models.timbre_losses import family_accuracy_counts, timbre_loss
+
+    keras.utils.set_random_seed(0)
+    hparams = TimbreHParams(
+        **{**TINY, "timbre_conv_num_filters": 16, "timbre_local_conv_num_filters": 32, "timbre_penultimate_fc_size": 32},
+        batch_size=4,
+        truncated_length_secs=4.0,
+        timbre_max_notes=12,
+        crops_per_example=1,
+        shuffle_buffer_size=12,
+        timbre_learning_rate=3e-3,
+    )
+    model = build_timbre_model(hparams)
+    optimizer = timbre_optimizer(hparams)
+    batches = timbre_training_batches(TFRecordDataset(str(family_mixes)), hparams, seed=0)
+
+    @tf.function
+    def step(inputs, targets):
+        with tf.GradientTape() as tape:
+            probs = model(inputs, training=True)["family_probs"]
+            loss = timbre_loss(targets["family"], probs, targets["mask"], hparams)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        return (loss, *family_accuracy_counts(targets["family"], probs, targets["mask"]))
+
+    started = time.perf_counter()
+    history = []
+    for inputs, targets in batches.take(150):
+        history.append([float(value) for value in step(inputs, targets)])
+        if time.perf_counter() - started > 90:
+            break
+    history = np.array(history)
+    first, last = history[:10], history[-15:]
+    assert len(history) >= 60, f"only {len(history)} steps in 90 s"
+    assert last[:, 0].mean() < 0.5 * first[:, 0].mean()
+    accuracy = last[:, 1].sum() / last[:, 2].sum()
+    assert accuracy > 0.8, f"train accuracy {accuracy:.2f} after {len(history)} steps"
+    assert accuracy > first[:, 1].sum() / first[:, 2].sum() + 0.3
