@@ -80,6 +80,9 @@ METRIC_ROWS = (
 
 
 def print_evaluation(result: Any) -> None:
+    if getattr(result, "timbre", None) is not None:
+        print_timbre_evaluation(result)
+        return
     table = Table(title=f"mir_eval metrics, mean over {len(result.per_example)} example(s), step {result.step}")
     for column in ("metric", "precision", "recall", "F1"):
         table.add_column(column, justify="right" if column != "metric" else "left")
@@ -147,3 +150,28 @@ def print_skipped(skipped: list[str], limit: int = 20) -> None:
         stderr.print(f"  - {message}", markup=False, highlight=False)
     if len(skipped) > limit:
         stderr.print(f"  ... and {len(skipped) - limit} more")
+
+
+def print_timbre_evaluation(result: Any) -> None:
+    """Family accuracy, macro-F1, per-family P/R/F1 and the confusion matrix as rich tables."""
+    import numpy as np
+
+    from polyamp.notes.families import FAMILY_NAMES
+    from polyamp.plots import confusion_table
+
+    timbre = result.timbre
+    stdout.print(
+        f"Timbre: family accuracy {timbre['accuracy']:.4f}, macro-F1 {timbre['macro_f1']:.4f} "
+        f"over {timbre['num_notes']} notes of {len(result.per_example)} example(s), step {result.step}"
+    )
+    table = Table(title="per family")
+    for column in ("family", "precision", "recall", "F1", "notes"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for name, row in timbre["per_family"].items():
+        if row.get("support", 0) or row.get("predicted", 0):
+            table.add_row(
+                name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])
+            )
+    stdout.print(table)
+    stdout.print(confusion_table(np.asarray(timbre["confusion"]), list(FAMILY_NAMES)))
+    stdout.print(f"metrics JSON: {result.output_json}")

@@ -24,6 +24,7 @@ class EvalResult:
     per_example: list[dict[str, Any]]
     average: dict[str, float]
     output_json: Path | None
+    timbre: dict[str, Any] | None = None
 
 
 @gin.configurable(denylist=["examples_path", "model_dir", "model_type", "load_id", "progress"])
@@ -55,6 +56,10 @@ def evaluate(
     if components is None or checkpoint is None:
         components, checkpoint = load_components(model_dir, model_type, load_id)
     source = open_dataset(examples_path, split=split)
+    if components.model_type == "timbre":
+        return _evaluate_timbre(
+            components, checkpoint, source, examples_path, eval_num_steps, output_json, overwrite, progress
+        )
     predictor = WindowedPredictor(components.model, components.frontend)
     per_example: list[dict[str, Any]] = []
     for index, example in enumerate(source.examples()):
@@ -87,6 +92,42 @@ def evaluate(
         raise OutputExistsError(f"{destination} exists; pass --overwrite to replace it")
     atomic_write_text(destination, json.dumps(report, indent=2) + "\n")
     return EvalResult(checkpoint.prefix, checkpoint.step, per_example, average, destination)
+
+
+def _evaluate_timbre(
+    components: Any,
+    checkpoint: Any,
+    source: Any,
+    examples_path: str,
+    eval_num_steps: int | None,
+    output_json: str | os.PathLike[str] | None,
+    overwrite: bool,
+    progress: Callable[[int, int | None, str], None] | None,
+) -> EvalResult:
+    """Timbre evaluation: family accuracy, macro-F1, per-family P/R/F1 and confusion over every reference note."""
+    from polyamp.timbre_evaluation import evaluate_timbre
+
+    pooled, per_example = evaluate_timbre(components, source.examples(), eval_num_steps, progress)
+    if not per_example:
+        raise DatasetError(f"no examples with pitched notes to evaluate in {examples_path}")
+    destination = Path(output_json) if output_json else checkpoint.run_dir / "eval" / f"metrics-{checkpoint.step}.json"
+    report = {
+        "checkpoint": checkpoint.prefix,
+        "step": checkpoint.step,
+        "examples_path": examples_path,
+        "num_examples": len(per_example),
+        "timbre": pooled,
+        "per_example": per_example,
+    }
+    if destination.exists() and not overwrite:
+        from polyamp.errors import OutputExistsError
+
+        raise OutputExistsError(f"{destination} exists; pass --overwrite to replace it")
+    atomic_write_text(destination, json.dumps(report, indent=2) + "\n")
+    average = {"accuracy": pooled["accuracy"], "macro_f1": pooled["macro_f1"]}
+    result = EvalResult(checkpoint.prefix, checkpoint.step, per_example, average, destination)
+    result.timbre = pooled
+    return result
 
 
 def _reference_notes(sequence: Any, hparams: Any) -> Any:
