@@ -1,0 +1,72 @@
+"""Timbre model through the CLI: train on `polyamp synth` output, evaluate family metrics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+
+SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+pytestmark = pytest.mark.skipif(not SOUNDFONT.exists(), reason="needs Debian's timgm6mb-soundfont (CI installs it)")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from polyamp.synth.arrange import ArrangeOptions
+    from polyamp.synth.pipeline import synthesize_dataset
+
+    midi_dir = tmp_path_factory.mktemp("midi")
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        midi = pretty_midi.PrettyMIDI()
+        for program, low in ((0, 55), (33, 36), (73, 72)):
+            instrument = pretty_midi.Instrument(program=program)
+            for step in range(10):
+                start = 0.2 + 0.4 * step
+                instrument.notes.append(pretty_midi.Note(90, int(low + rng.integers(0, 12)), start, start + 0.35))
+            midi.instruments.append(instrument)
+        midi.write(str(midi_dir / f"piece{index}.mid"))
+    output = tmp_path_factory.mktemp("synth") / "out"
+    synthesize_dataset(
+        output,
+        SOUNDFONT,
+        midi_dir=midi_dir,
+        seed=1,
+        validation_fraction=0.0,
+        test_fraction=0.0,
+        arrange_options=ArrangeOptions(program_strategy="keep"),
+        pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    )
+    return output
+
+
+def test_train_then_evaluate_timbre(rendered: Path, tmp_path: Path, polyamp_command: list[str]) -> None:
+    models = tmp_path / "models"
+    common = ["--examples-path", str(rendered), "--model-dir", str(models)]
+    train = subprocess.run(
+        [*polyamp_command, "train", "--model_type=TIMBRE", *common, "--model-id", "t", "--gin-file", "timbre/tiny.gin"]
+        + ["--num-steps", "4"],
+        capture_output=True,
+        text=True,
+    )
+    assert train.returncode == 0, train.stderr[-2000:]
+    assert (models / "timbre" / "t" / "checkpoint").exists()
+    report = tmp_path / "metrics.json"
+    evaluate = subprocess.run(
+        [*polyamp_command, "eval", "--model-type", "timbre", *common, "--load-id", "t", "--split", "train"]
+        + ["--output-json", str(report)],
+        capture_output=True,
+        text=True,
+    )
+    assert evaluate.returncode == 0, evaluate.stderr[-2000:]
+    assert "family accuracy" in evaluate.stdout
+    timbre = json.loads(report.read_text())["timbre"]
+    confusion = np.asarray(timbre["confusion"])
+    assert confusion.shape == (12, 12)
+    assert confusion.sum() == timbre["num_notes"] == 60  # 2 pieces x 3 parts x 10 notes, every note labelled
+    assert 0.0 <= timbre["accuracy"] <= 1.0
+    assert {"keyboard", "bass", "flute"} <= {name for name, row in timbre["per_family"].items() if row["support"]}
