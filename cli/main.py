@@ -188,17 +188,44 @@ def transcribe(
     ] = ".polyamp",
     qpm: Annotated[float, typer.Option("--qpm", help="Tempo written to the MIDI file (beats per minute).")] = 120.0,
     overwrite: Annotated[bool, typer.Option(help="Replace existing MIDI files.")] = False,
+    notes: Annotated[
+        Optional[Path],
+        typer.Option("--notes", help="With --model-type timbre: a MIDI file of the notes to label (one audio input)."),
+    ] = None,
+    families: Annotated[
+        Optional[str], typer.Option("--families", help="Only these families, e.g. string,brass (multi-track output).")
+    ] = None,
     hparams: HParams = None,
     gin_file: GinFiles = None,
     gin_param: GinParams = None,
 ) -> None:
-    """Transcribe audio files to MIDI (one .mid per input)."""
-    from polyamp.errors import OutputExistsError
+    """Transcribe audio files to MIDI (one .mid per input); --model-type timbre --notes labels given notes."""
+    from polyamp.errors import ConfigError, OutputExistsError
     from polyamp.transcription import expand_audio_inputs, load_model, output_path_for
 
     from .render import transcription_progress
 
     inputs = expand_audio_inputs(audio)
+    if model_type == "timbre":
+        if notes is None or len(inputs) != 1:
+            raise ConfigError("--model-type timbre labels given notes: pass one audio file and --notes NOTES.mid")
+        _label_notes(
+            inputs[0],
+            notes,
+            model_dir,
+            load_id,
+            output_dir,
+            transcribed_file_suffix,
+            qpm,
+            overwrite,
+            families,
+            hparams,
+            gin_file or [],
+            gin_param or [],
+        )
+        return
+    if notes is not None:
+        raise ConfigError("--notes is for --model-type timbre (labelling another transcriber's notes)")
     outputs = [output_path_for(path, output_dir, transcribed_file_suffix) for path in inputs]
     if not overwrite:
         existing = [str(path) for path in outputs if path.exists()]
@@ -215,6 +242,39 @@ def transcribe(
             notes = model.transcribe_notes(path, progress=progress.callback_for(path.name))
             write_midi(notes, destination, qpm=qpm, overwrite=overwrite)
             progress.log(f"{path} -> {destination} ({len(notes)} notes)")
+
+
+def _label_notes(
+    audio_path: Path,
+    notes: Path,
+    model_dir: Path,
+    load_id: str,
+    output_dir: Optional[Path],
+    suffix: str,
+    qpm: float,
+    overwrite: bool,
+    families: Optional[str],
+    hparams: Optional[str],
+    gin_files: list[str],
+    gin_params: list[str],
+) -> None:
+    """The timbre-only mode of ``transcribe``: split ``notes`` into family tracks."""
+    from polyamp.decode.multi_instrument import parse_families
+    from polyamp.errors import OutputExistsError
+    from polyamp.loading import load_components
+    from polyamp.notes.families import FAMILY_NAMES
+    from polyamp.timbre_labelling import label_midi_notes
+    from polyamp.transcription import output_path_for
+
+    if families:
+        parse_families(families)  # a misspelt family fails before any work
+    destination = output_path_for(audio_path, output_dir, suffix)
+    if destination.exists() and not overwrite:
+        raise OutputExistsError(f"{destination} exists; pass --overwrite to replace it")
+    components, _ = load_components(model_dir, "timbre", load_id, hparams, gin_files, gin_params)
+    counts = label_midi_notes(components, audio_path, notes, destination, families, qpm, overwrite)
+    tracks = ", ".join(f"{FAMILY_NAMES[family]} {count}" for family, count in counts.items())
+    typer.echo(f"{audio_path} + {notes} -> {destination} ({tracks})")
 
 
 PipelineOptions = Annotated[

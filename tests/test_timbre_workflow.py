@@ -44,8 +44,12 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return output
 
 
-def test_train_then_evaluate_timbre(rendered: Path, tmp_path: Path, polyamp_command: list[str]) -> None:
-    models = tmp_path / "models"
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+def test_train_then_evaluate_timbre(rendered: Path, models: Path, tmp_path: Path, polyamp_command: list[str]) -> None:
     common = ["--examples-path", str(rendered), "--model-dir", str(models)]
     train = subprocess.run(
         [*polyamp_command, "train", "--model_type=TIMBRE", *common, "--model-id", "t", "--gin-file", "timbre/tiny.gin"]
@@ -70,3 +74,34 @@ def test_train_then_evaluate_timbre(rendered: Path, tmp_path: Path, polyamp_comm
     assert confusion.sum() == timbre["num_notes"] == 60  # 2 pieces x 3 parts x 10 notes, every note labelled
     assert 0.0 <= timbre["accuracy"] <= 1.0
     assert {"keyboard", "bass", "flute"} <= {name for name, row in timbre["per_family"].items() if row["support"]}
+
+
+def test_timbre_only_transcription_splits_given_notes_into_family_tracks(
+    rendered: Path, models: Path, tmp_path: Path, polyamp_command: list[str]
+) -> None:
+    track = rendered / "train" / "Track00001"
+    command = [*polyamp_command, "transcribe", str(track / "mix.flac"), "--model-type", "timbre"]
+    command += ["--notes", str(track / "all_src.mid"), "--model-dir", str(models), "--load-id", "t"]
+    command += ["--output-dir", str(tmp_path), "--transcribed-file-suffix", "-polyamp-multi-track"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = pretty_midi.PrettyMIDI(str(tmp_path / "mix-polyamp-multi-track.mid"))
+    from polyamp.notes.families import DEFAULT_PROGRAMS, FAMILY_NAMES
+
+    assert written.instruments and sum(len(track.notes) for track in written.instruments) >= 30
+    for instrument in written.instruments:
+        assert instrument.name in FAMILY_NAMES
+        assert instrument.program == DEFAULT_PROGRAMS[FAMILY_NAMES.index(instrument.name)]
+
+    bad_family = subprocess.run(
+        [*command[:-4], "--output-dir", str(tmp_path / "x"), "--families", "kazoo"], capture_output=True, text=True
+    )
+    assert bad_family.returncode == 3 and "kazoo" in bad_family.stderr and "Traceback" not in bad_family.stderr
+    empty = tmp_path / "empty.mid"
+    pretty_midi.PrettyMIDI().write(str(empty))
+    no_notes = subprocess.run(
+        [*command[:5], "--notes", str(empty), *command[7:-4], "--output-dir", str(tmp_path / "y")],
+        capture_output=True,
+        text=True,
+    )
+    assert no_notes.returncode == 2 and "no pitched notes" in no_notes.stderr
