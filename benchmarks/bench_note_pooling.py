@@ -92,9 +92,10 @@ def main() -> None:
         result = forward(features, notes).numpy()  # trace once
         np.testing.assert_array_equal(result, expected)
         forward_backward(features, notes)
-        seconds, _ = _best_of(args.repeats, lambda: forward(features, notes).numpy())
-        both, _ = _best_of(args.repeats, lambda: forward_backward(features, notes).numpy())
-        print(f"{method + ' (tf.function)':32s} forward {seconds * 1000:9.1f} ms   forward+backward {both * 1000:9.1f} ms")
+        seconds, _ = _best_of(args.repeats, lambda f=forward: f(features, notes).numpy())
+        both, _ = _best_of(args.repeats, lambda f=forward_backward: f(features, notes).numpy())
+        label = f"{method} (tf.function)"
+        print(f"{label:32s} forward {seconds * 1000:9.1f} ms   forward+backward {both * 1000:9.1f} ms")
 
 
 if __name__ == "__main__":

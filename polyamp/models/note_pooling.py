@@ -163,8 +163,7 @@ def pitch_weights(
     """
     import tensorflow as tf
 
-    cut = pitch_bins(tf.cast(pitches, tf.float32) - margin_semitones, bins_per_octave)
-    k = tf.floor(tf.maximum(tf.round(cut), 0.0) / bins_per_feature_bin)  # [batch, notes]
+    k = note_bin_index(pitches, bins_per_feature_bin, margin_semitones, bins_per_octave)  # [batch, notes]
     f = tf.range(num_bins, dtype=tf.float32)  # [bins]
     high_pass = tf.where(f < k[..., tf.newaxis], BELOW_PITCH_GAIN, 1.0)
     exponent = math.log(gradient_exp) if gradient_exp > 1.0 else 0.0
@@ -174,6 +173,40 @@ def pitch_weights(
     base = (size + 1.0 - f) / (size + 1.0) + k[..., tf.newaxis] / size
     decay = tf.minimum(1.0, tf.pow(tf.maximum(base, 0.0), exponent))
     return high_pass * decay
+
+
+def note_bin_index(
+    pitches: Any, bins_per_feature_bin: float, margin_semitones: float = 1.0, bins_per_octave: int = CQT_BINS_PER_OCTAVE
+) -> Any:
+    """Feature bin (float, integral) holding the CQT bin ``margin_semitones`` below each note's fundamental."""
+    import tensorflow as tf
+
+    cut = pitch_bins(tf.cast(pitches, tf.float32) - margin_semitones, bins_per_octave)
+    return tf.floor(tf.maximum(tf.round(cut), 0.0) / bins_per_feature_bin)
+
+
+def pitch_relative_bins(
+    pooled: Any,
+    pitches: Any,
+    num_relative_bins: int,
+    bins_per_feature_bin: float,
+    margin_semitones: float = 1.0,
+    bins_per_octave: int = CQT_BINS_PER_OCTAVE,
+) -> Any:
+    """The ``num_relative_bins`` feature bins from each note's fundamental upwards, zeros past the top.
+
+    pooled: ``[batch, notes, bins, channels]`` (per-note features); pitches: MIDI ``[batch, notes]``.
+    Returns ``[batch, notes, num_relative_bins, channels]`` whose bin ``r`` is feature bin ``k + r``, ``k``
+    as in :func:`pitch_weights`: every note's harmonics land on the same rows, whatever its pitch.
+    """
+    import tensorflow as tf
+
+    num_bins = tf.shape(pooled)[2]
+    k = tf.cast(note_bin_index(pitches, bins_per_feature_bin, margin_semitones, bins_per_octave), tf.int32)
+    index = k[..., tf.newaxis] + tf.range(num_relative_bins)  # [batch, notes, R]
+    inside = index < num_bins
+    gathered = tf.gather(pooled, tf.minimum(index, num_bins - 1), batch_dims=2)
+    return tf.where(inside[..., tf.newaxis], gathered, tf.zeros_like(gathered))
 
 
 # ---------------------------------------------------------------------------------------------

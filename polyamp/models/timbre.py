@@ -9,7 +9,8 @@ order): independent sigmoids (2020) or a softmax, zeros for padded notes.
 
 Architecture (2020 design, sized by :class:`~polyamp.models.timbre_hparams.TimbreHParams`):
 
-1. optional per-clip normalisation (divide by the clip's maximum);
+1. per-clip input scaling (``timbre_spec_normalize``: divide by the clip's maximum as in 2020,
+   or standardise);
 2. acoustic stack: ``timbre_conv_num_layers`` x [conv 3x3 (no bias), ELU, max-pool
    ``timbre_pool_size[i]`` (time, freq), spatial dropout]; the time axis is first zero-padded to a
    multiple of the total time pooling, so feature frame ``j`` covers exactly spectrogram frames
@@ -18,8 +19,16 @@ Architecture (2020 design, sized by :class:`~polyamp.models.timbre_hparams.Timbr
    ``timbre_num_filters[temporal index]`` filters, ELU, spatial dropout, concatenated;
 4. note pooling (:mod:`polyamp.models.note_pooling`, vectorised): max over each note's frames,
    then the pitch high-pass and frequency-decay weights;
-5. per note: max-pool over frequency, conv over frequency (no bias), ELU, global max over
-   frequency, dense (ELU, L2 on the bias), dense to the classes (no bias).
+5. per note (the 2020 head, ``timbre_pitch_relative_bins = 0``): max-pool over frequency, conv
+   over frequency (no bias), ELU, global max over frequency, dense (ELU, L2 on the bias), dense
+   to the classes (no bias).
+
+With ``timbre_pitch_relative_bins = R > 0`` step 4 keeps, instead of the pitch weights, the R
+feature bins from each note's fundamental upwards (:func:`~polyamp.models.note_pooling.pitch_relative_bins`)
+and step 5 flattens the conv output instead of taking its global maximum over frequency, so the
+head sees the note's own harmonic pattern at fixed positions. The 2020 head mostly sees whatever
+is loudest while the note sounds, since its global maximum over frequency discards where energy
+lies relative to the note (see the report in ``gin/timbre/small.gin``).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from polyamp.models.timbre_hparams import TimbreHParams
 from polyamp.registry import MODELS
 
 FINAL_ACTIVATIONS = ("sigmoid", "softmax")
+SPEC_NORMALIZATIONS = ("max", "standardize", "none")
 
 
 def time_pool_factor(hparams: TimbreHParams) -> int:
@@ -88,6 +98,11 @@ def check_timbre_hparams(hparams: TimbreHParams) -> None:
             f"TimbreHParams.timbre_final_activation must be one of {', '.join(FINAL_ACTIVATIONS)}, "
             f"got {hparams.timbre_final_activation!r}"
         )
+    if hparams.timbre_spec_normalize not in SPEC_NORMALIZATIONS:
+        raise ConfigError(
+            f"TimbreHParams.timbre_spec_normalize must be one of {', '.join(SPEC_NORMALIZATIONS)}, "
+            f"got {hparams.timbre_spec_normalize!r}"
+        )
     if hparams.timbre_hop_length < 1:
         raise ConfigError(f"TimbreHParams.timbre_hop_length must be positive, got {hparams.timbre_hop_length}")
 
@@ -122,18 +137,23 @@ def _layers() -> dict[str, type]:
     import keras
 
     class NormalizeSpec(keras.layers.Layer):
-        """[B, T, F] -> same, each clip divided by its maximum (plus ``epsilon``)."""
+        """[B, T, F] -> same, each clip divided by its maximum (``mode="max"``) or standardised to
+        mean 0 and standard deviation 1 (``mode="standardize"``); ``epsilon`` guards the division."""
 
-        def __init__(self, epsilon: float, **kwargs: Any) -> None:
+        def __init__(self, mode: str, epsilon: float, **kwargs: Any) -> None:
             super().__init__(**kwargs)
+            self.mode = mode
             self.epsilon = float(epsilon)
 
         def call(self, spec: Any) -> Any:
-            peak = keras.ops.max(spec, axis=(1, 2), keepdims=True)
-            return spec / (peak + self.epsilon)
+            if self.mode == "max":
+                return spec / (keras.ops.max(spec, axis=(1, 2), keepdims=True) + self.epsilon)
+            mean = keras.ops.mean(spec, axis=(1, 2), keepdims=True)
+            std = keras.ops.std(spec, axis=(1, 2), keepdims=True)
+            return (spec - mean) / (std + self.epsilon)
 
         def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "epsilon": self.epsilon}
+            return {**super().get_config(), "mode": self.mode, "epsilon": self.epsilon}
 
     class PadTime(keras.layers.Layer):
         """[B, T, F, C] -> [B, ceil(T / multiple) * multiple, F, C], zeros (silence) appended."""
@@ -169,10 +189,12 @@ def _layers() -> dict[str, type]:
             gradient_exp: float,
             margin_semitones: float,
             bins_per_octave: int,
+            relative_bins: int = 0,
             method: str = "sparse_table",
             **kwargs: Any,
         ) -> None:
             super().__init__(**kwargs)
+            self.relative_bins = int(relative_bins)
             self.frames_per_second = float(frames_per_second)
             self.bins_per_feature_bin = float(bins_per_feature_bin)
             self.gradient_exp = float(gradient_exp)
@@ -181,10 +203,19 @@ def _layers() -> dict[str, type]:
             self.method = method
 
         def call(self, inputs: Any) -> Any:
-            from polyamp.models.note_pooling import pitch_weights, pool_notes
+            from polyamp.models.note_pooling import pitch_relative_bins, pitch_weights, pool_notes
 
             features, notes = inputs
             pooled = pool_notes(features, notes, self.frames_per_second, self.method)
+            if self.relative_bins > 0:
+                return pitch_relative_bins(
+                    pooled,
+                    notes[..., 0],
+                    self.relative_bins,
+                    self.bins_per_feature_bin,
+                    self.margin_semitones,
+                    self.bins_per_octave,
+                )
             weights = pitch_weights(
                 notes[..., 0],
                 features.shape[2],
@@ -197,7 +228,8 @@ def _layers() -> dict[str, type]:
 
         def compute_output_shape(self, input_shapes: Any) -> Any:
             features, notes = input_shapes
-            return (features[0], notes[1], features[2], features[3])
+            bins = self.relative_bins if self.relative_bins > 0 else features[2]
+            return (features[0], notes[1], bins, features[3])
 
         def get_config(self) -> dict[str, Any]:
             return {
@@ -207,6 +239,7 @@ def _layers() -> dict[str, type]:
                 "gradient_exp": self.gradient_exp,
                 "margin_semitones": self.margin_semitones,
                 "bins_per_octave": self.bins_per_octave,
+                "relative_bins": self.relative_bins,
                 "method": self.method,
             }
 
@@ -231,8 +264,8 @@ def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) ->
     spec = keras.Input(shape=(None, num_bins), name="timbre_spec")
     notes = keras.Input(shape=(None, 3), name="notes")
     x = spec
-    if hparams.timbre_spec_normalize:
-        x = custom["NormalizeSpec"](hparams.timbre_spec_epsilon, name="normalize")(x)
+    if hparams.timbre_spec_normalize != "none":
+        x = custom["NormalizeSpec"](hparams.timbre_spec_normalize, hparams.timbre_spec_epsilon, name="normalize")(x)
     x = keras.layers.Reshape((-1, num_bins, 1), name="add_channel")(x)
     time_pool = time_pool_factor(hparams)
     if time_pool > 1:
@@ -283,11 +316,13 @@ def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) ->
         gradient_exp=hparams.timbre_gradient_exp,
         margin_semitones=hparams.timbre_pitch_margin_semitones,
         bins_per_octave=CQT_BINS_PER_OCTAVE,
+        relative_bins=hparams.timbre_pitch_relative_bins,
         name="note_pooling",
-    )([features, notes])  # [B, N, F', C]
+    )([features, notes])  # [B, N, F' (or relative bins), C]
 
+    relative = hparams.timbre_pitch_relative_bins > 0
     y = pooled
-    if hparams.timbre_filters_pool_size > 1:
+    if hparams.timbre_filters_pool_size > 1 and not relative:
         y = keras.layers.MaxPooling2D((1, hparams.timbre_filters_pool_size), name="note_freq_pool")(y)
     y = keras.layers.Conv2D(
         hparams.timbre_local_conv_num_filters,
@@ -299,7 +334,11 @@ def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) ->
         name="note_conv",
     )(y)
     y = keras.layers.ELU(alpha=alpha, name="note_conv_elu")(y)
-    y = keras.layers.Lambda(lambda t: keras.ops.max(t, axis=2), name="note_freq_max")(y)  # [B, N, filters]
+    if relative:  # keep each harmonic row's position: [B, N, R', filters] -> [B, N, R' * filters]
+        rows, filters = y.shape[2], y.shape[3]
+        y = keras.layers.Reshape((-1, rows * filters), name="note_flatten")(y)
+    else:
+        y = keras.layers.Lambda(lambda t: keras.ops.max(t, axis=2), name="note_freq_max")(y)  # [B, N, filters]
     if hparams.timbre_pitch_feature:
         pitch = keras.layers.Lambda(lambda n: keras.ops.clip(n[..., :1], 0.0, 127.0) / 127.0, name="note_pitch")(notes)
         y = keras.layers.Concatenate(name="with_pitch")([y, pitch])

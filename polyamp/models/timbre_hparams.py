@@ -45,8 +45,10 @@ class TimbreHParams:
     timbre_l2_regularizer: float = 1e-7  # L2 on the penultimate dense layer's bias (as in 2020)
     # Spectrogram (the CQT front end at this hop; 62.5 frames/s at 16 kHz).
     timbre_hop_length: int = 256
-    timbre_spec_normalize: bool = True  # divide each clip by its maximum (as 2020)
-    timbre_spec_epsilon: float = 1e-8  # guards that division
+    # Per-clip input scaling: "max" divides each clip by its maximum (2020), "standardize" subtracts its
+    # mean and divides by its standard deviation, "none" keeps the front end's log scale.
+    timbre_spec_normalize: str = "max"
+    timbre_spec_epsilon: float = 1e-8  # guards those divisions
     # Acoustic conv stack: conv (3 x 3) -> ELU -> max-pool (time, freq) -> spatial dropout, per layer.
     timbre_conv_num_layers: int = 2
     timbre_conv_num_filters: int = 128
@@ -59,7 +61,11 @@ class TimbreHParams:
     timbre_filter_frequency_sizes: tuple[int, ...] = (3, 7)
     timbre_filter_temporal_sizes: tuple[int, ...] = (1, 3, 5)
     timbre_num_filters: tuple[int, ...] = (96, 64, 32)
-    # Per-note head: max-pool over frequency, conv over frequency, global max, dense, dense.
+    # Per-note head. timbre_pitch_relative_bins = 0: the 2020 head (pitch high-pass and decay weights,
+    # max-pool over frequency, conv over frequency, global max over frequency, dense, dense).
+    # > 0: keep that many feature bins from each note's fundamental upwards (its harmonics, at fixed
+    # rows whatever the pitch), conv over them, flatten, dense, dense (not in 2020).
+    timbre_pitch_relative_bins: int = 0
     timbre_filters_pool_size: int = 2
     timbre_local_conv_size: int = 7
     timbre_local_conv_strides: int = 1
