@@ -194,9 +194,14 @@ def test_model_shapes_masking_and_padding_independence() -> None:
     odd = model({"timbre_spec": spec[:, :10], "notes": notes}, training=False)["family_probs"]
     assert odd.shape == (2, 3, NUM_FAMILIES)
 
-    relative = build_timbre_model(
-        dataclasses.replace(hparams, timbre_pitch_relative_bins=12, timbre_pitch_feature=True)
+    relative_hparams = dataclasses.replace(
+        hparams,
+        timbre_pitch_relative_bins=12,
+        timbre_pitch_feature=True,
+        timbre_spec_normalize="standardize",
+        timbre_use_batch_normalization=True,
     )
+    relative = build_timbre_model(relative_hparams)
     assert relative.get_layer("note_pooling").output.shape[2] == 12
     rel = relative({"timbre_spec": spec, "notes": notes}, training=False)["family_probs"].numpy()
     assert rel.shape == (2, 3, NUM_FAMILIES) and np.all(rel[0, 2] == 0) and np.all(rel[0, :2] > 0)
@@ -216,6 +221,7 @@ def test_bad_hparams_raise_config_errors() -> None:
         dict(family_recall_weight=(1.0,) * 11),
         dict(timbre_final_activation="relu"),
         dict(timbre_pool_size=((3, 2),)),
+        dict(timbre_spec_normalize="zscore"),
     ]:
         with pytest.raises(ConfigError, match="TimbreHParams"):
             build_timbre_model(TimbreHParams(**{**TINY, **bad}))
@@ -231,6 +237,20 @@ def test_hparams_keep_the_2020_names_and_fix_the_decay() -> None:
         isinstance(getattr(hparams, field.name), (int, float, str, bool, tuple))
         for field in dataclasses.fields(hparams)
     )
+
+
+def test_hparams_survive_the_json_override_check() -> None:
+    """Every field (tuples of pairs included) round-trips through config's --hparams type check."""
+    import json
+
+    from polyamp.config import _check_value
+
+    hparams = TimbreHParams()
+    for field in dataclasses.fields(hparams):
+        value = getattr(hparams, field.name)
+        assert _check_value(field.name, field.type, json.loads(json.dumps(value))) == value
+    with pytest.raises(ConfigError, match="timbre_pool_size"):
+        _check_value("timbre_pool_size", "tuple[tuple[int, int], ...]", [[3, "x"]])
 
 
 def test_gin_presets_parse() -> None:
