@@ -69,7 +69,7 @@ def main() -> None:
         f"mean span {np.mean(stop - first):.1f} frames, best of {args.repeats}"
     )
 
-    seconds, expected = _best_of(args.repeats, reference_pool_notes, features_np, notes_np)
+    seconds, expected = _best_of(args.repeats, reference_pool_notes, features_np, notes_np, FPS)
     print(f"{'numpy loop (reference)':32s} forward {seconds * 1000:9.1f} ms")
     seconds, eager = _best_of(1, _eager_loop, features, notes_np)
     np.testing.assert_array_equal(eager, expected)

@@ -96,6 +96,16 @@ def test_pooling_matches_the_slow_reference(method: str) -> None:
         assert np.count_nonzero(np.abs(expected).sum(axis=(2, 3))) > 0
 
 
+def test_mean_pooling_matches_the_slow_reference() -> None:
+    from polyamp.models.note_pooling import mean_pool_notes
+
+    rng = np.random.default_rng(11)
+    features = rng.normal(size=(3, 41, 5, 3)).astype(np.float32)
+    notes = _random_notes(rng, 3, 30, 41 / 7.0)
+    expected = reference_pool_notes(features, notes, 7.0, reduce="mean")
+    np.testing.assert_allclose(mean_pool_notes(features, notes, 7.0).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_pooling_runs_in_tf_function_with_dynamic_sizes_and_has_max_gradients() -> None:
     import tensorflow as tf
 
@@ -166,6 +176,33 @@ def test_pitch_relative_bins_put_the_fundamental_on_row_zero() -> None:
     assert high[0, 0, 0, 0] - low[0, 0, 0, 0] == 7
 
 
+def test_note_patches_are_onset_and_pitch_aligned() -> None:
+    import math
+
+    from polyamp.models.note_pooling import note_patches
+
+    rng = np.random.default_rng(9)
+    spec = rng.uniform(size=(2, 40, 229)).astype(np.float32)
+    fps = 62.5
+    notes = _random_notes(rng, 2, 12, 40 / fps)
+    notes[0, 0] = [108.0, 0.0, 0.1]  # top of the range: columns past bin 228 are zero
+    got = note_patches(spec, notes, fps, 6, 30, frames_before=2).numpy()
+    assert got.shape == (2, 12, 6, 30)
+    for b in range(2):
+        for n in range(12):
+            pitch, start, _ = notes[b, n]
+            if pitch < 0:
+                assert np.all(got[b, n] == 0)
+                continue
+            onset = math.floor(start * fps + 1e-4) - 2
+            low = max(round((pitch - 1 - 21) * 28 / 12), 0)
+            for i in range(6):
+                for j in range(30):
+                    t, f = onset + i, low + j
+                    expected = spec[b, t, f] if 0 <= t < 40 and f < 229 else 0.0
+                    assert got[b, n, i, j] == expected
+
+
 # ---------------------------------------------------------------------------------------------
 # Model
 
@@ -200,8 +237,12 @@ def test_model_shapes_masking_and_padding_independence() -> None:
         timbre_pitch_feature=True,
         timbre_spec_normalize="standardize",
         timbre_use_batch_normalization=True,
+        timbre_pool_mean=True,
+        timbre_patch_frames=8,
+        timbre_patch_bins=40,
     )
     relative = build_timbre_model(relative_hparams)
+    assert relative.get_layer("note_pooling").output.shape[3] == 2 * model.get_layer("note_pooling").output.shape[3]
     assert relative.get_layer("note_pooling").output.shape[2] == 12
     rel = relative({"timbre_spec": spec, "notes": notes}, training=False)["family_probs"].numpy()
     assert rel.shape == (2, 3, NUM_FAMILIES) and np.all(rel[0, 2] == 0) and np.all(rel[0, :2] > 0)

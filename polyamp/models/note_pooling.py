@@ -107,6 +107,28 @@ def pool_notes(features: Any, notes: Any, frames_per_second: float, method: str 
     return tf.where(keep, pooled, tf.zeros_like(pooled))
 
 
+def mean_pool_notes(features: Any, notes: Any, frames_per_second: float) -> Any:
+    """Mean of ``features`` over each note's frame span (same spans and shapes as :func:`pool_notes`).
+
+    Prefix sums over time: two gathered rows per note, whatever its length; zeros for padded notes
+    and notes outside the map.
+    """
+    import tensorflow as tf
+
+    features = tf.convert_to_tensor(features)
+    shape = tf.shape(features)
+    batch, num_frames = shape[0], shape[1]
+    first, stop = note_frame_spans(notes, frames_per_second, num_frames)
+    sums = tf.cumsum(features, axis=1)
+    sums = tf.concat([tf.zeros_like(features[:, :1]), sums], axis=1)  # [B, T + 1, F, C]: sums[t] = x[:t].sum()
+    rows = tf.reshape(sums, tf.concat([[-1], shape[2:]], axis=0))
+    base = tf.range(batch)[:, tf.newaxis] * (num_frames + 1)
+    total = tf.gather(rows, base + stop) - tf.gather(rows, base + first)
+    length = tf.cast(stop - first, features.dtype)
+    scale = tf.math.divide_no_nan(tf.ones_like(length), length)
+    return total * scale[..., tf.newaxis, tf.newaxis]
+
+
 def _sparse_table_max(features: Any, first: Any, stop: Any) -> Any:
     """[B, T, F, C], spans [B, N] -> [B, N, F, C] maxima by range-maximum queries (any value for empty spans)."""
     import tensorflow as tf
@@ -209,6 +231,45 @@ def pitch_relative_bins(
     return tf.where(inside[..., tf.newaxis], gathered, tf.zeros_like(gathered))
 
 
+def note_patches(
+    spec: Any,
+    notes: Any,
+    frames_per_second: float,
+    num_frames: int,
+    num_bins: int,
+    frames_before: int = 2,
+    margin_semitones: float = 1.0,
+    bins_per_octave: int = CQT_BINS_PER_OCTAVE,
+) -> Any:
+    """Pitch- and onset-aligned spectrogram patches ``[batch, notes, num_frames, num_bins]``.
+
+    spec: ``[batch, frames, bins]`` CQT with ``frames_per_second``; notes ``[batch, notes, 3]``. Patch
+    row ``i`` is frame ``floor(start * fps) - frames_before + i``; column ``j`` is the CQT bin
+    ``round(bin of (pitch - margin_semitones)) + j``, so the fundamental and each harmonic sit at the
+    same column for every note. Positions outside the spectrogram and padded notes are 0.
+    """
+    import tensorflow as tf
+
+    spec = tf.convert_to_tensor(spec)
+    notes = tf.cast(tf.convert_to_tensor(notes), tf.float32)
+    total_frames, total_bins = tf.shape(spec)[1], tf.shape(spec)[2]
+    batch, count = tf.shape(notes)[0], tf.shape(notes)[1]
+    start = tf.clip_by_value(notes[..., 1] * frames_per_second, -1e6, 1e6)
+    onset = tf.cast(tf.floor(start + SNAP_FRAMES), tf.int32) - frames_before  # [B, N]
+    frames = onset[..., tf.newaxis] + tf.range(num_frames)  # [B, N, P]
+    rows = tf.gather(spec, tf.reshape(tf.clip_by_value(frames, 0, total_frames - 1), [batch, -1]), batch_dims=1)
+    rows = tf.reshape(rows, [batch, count, num_frames, total_bins])
+    low = tf.cast(tf.round(pitch_bins(notes[..., 0] - margin_semitones, bins_per_octave)), tf.int32)
+    bins = tf.maximum(low, 0)[..., tf.newaxis] + tf.range(num_bins)  # [B, N, Q]
+    patches = tf.gather(rows, tf.minimum(bins, total_bins - 1), axis=3, batch_dims=2)  # [B, N, P, Q]
+    inside = (
+        ((frames >= 0) & (frames < total_frames))[..., tf.newaxis]
+        & (bins < total_bins)[..., tf.newaxis, :]
+        & (notes[..., 0] >= 0.0)[..., tf.newaxis, tf.newaxis]
+    )
+    return tf.where(inside, patches, tf.zeros_like(patches))
+
+
 # ---------------------------------------------------------------------------------------------
 # Slow references (tests and benchmarks): one note at a time, numpy.
 
@@ -230,13 +291,16 @@ def reference_spans(notes: np.ndarray, frames_per_second: float, num_frames: int
     return first, stop
 
 
-def reference_pool_notes(features: np.ndarray, notes: np.ndarray, frames_per_second: float) -> np.ndarray:
-    """numpy version of :func:`pool_notes`: a Python loop over batch and notes."""
+def reference_pool_notes(
+    features: np.ndarray, notes: np.ndarray, frames_per_second: float, reduce: str = "max"
+) -> np.ndarray:
+    """numpy version of :func:`pool_notes` (``reduce="mean"``: of :func:`mean_pool_notes`), a Python loop."""
     features = np.asarray(features)
     first, stop = reference_spans(notes, frames_per_second, features.shape[1])
     out = np.zeros((features.shape[0], first.shape[1], *features.shape[2:]), features.dtype)
     for b in range(first.shape[0]):
         for n in range(first.shape[1]):
             if stop[b, n] > first[b, n]:
-                out[b, n] = features[b, first[b, n] : stop[b, n]].max(axis=0)
+                span = features[b, first[b, n] : stop[b, n]]
+                out[b, n] = span.max(axis=0) if reduce == "max" else span.mean(axis=0)
     return out

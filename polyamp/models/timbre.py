@@ -17,8 +17,9 @@ Architecture (2020 design, sized by :class:`~polyamp.models.timbre_hparams.Timbr
    ``[j * P, (j + 1) * P)``;
 3. parallel filter bank: one conv per (temporal size, frequency size) with
    ``timbre_num_filters[temporal index]`` filters, ELU, spatial dropout, concatenated;
-4. note pooling (:mod:`polyamp.models.note_pooling`, vectorised): max over each note's frames,
-   then the pitch high-pass and frequency-decay weights;
+4. note pooling (:mod:`polyamp.models.note_pooling`, vectorised): max over each note's frames
+   (with ``timbre_pool_mean`` also the mean, channels concatenated), then the pitch high-pass and
+   frequency-decay weights;
 5. per note (the 2020 head, ``timbre_pitch_relative_bins = 0``): max-pool over frequency, conv
    over frequency (no bias), ELU, global max over frequency, dense (ELU, L2 on the bias), dense
    to the classes (no bias).
@@ -28,7 +29,12 @@ feature bins from each note's fundamental upwards (:func:`~polyamp.models.note_p
 and step 5 flattens the conv output instead of taking its global maximum over frequency, so the
 head sees the note's own harmonic pattern at fixed positions. The 2020 head mostly sees whatever
 is loudest while the note sounds, since its global maximum over frequency discards where energy
-lies relative to the note (see the report in ``gin/timbre/small.gin``).
+lies relative to the note (measurements in ``gin/timbre/small.gin``).
+
+With ``timbre_patch_frames > 0`` a second per-note branch (not in 2020) cuts each note's onset- and
+pitch-aligned patch of the normalised spectrogram (:func:`~polyamp.models.note_pooling.note_patches`),
+runs small 3x3 convs with 2x2 max-pooling on it and feeds the flattened result to the dense
+layers alongside the pooled features: the attack and the harmonic pattern of the note itself.
 """
 
 from __future__ import annotations
@@ -190,11 +196,13 @@ def _layers() -> dict[str, type]:
             margin_semitones: float,
             bins_per_octave: int,
             relative_bins: int = 0,
+            with_mean: bool = False,
             method: str = "sparse_table",
             **kwargs: Any,
         ) -> None:
             super().__init__(**kwargs)
             self.relative_bins = int(relative_bins)
+            self.with_mean = bool(with_mean)
             self.frames_per_second = float(frames_per_second)
             self.bins_per_feature_bin = float(bins_per_feature_bin)
             self.gradient_exp = float(gradient_exp)
@@ -203,10 +211,13 @@ def _layers() -> dict[str, type]:
             self.method = method
 
         def call(self, inputs: Any) -> Any:
-            from polyamp.models.note_pooling import pitch_relative_bins, pitch_weights, pool_notes
+            from polyamp.models.note_pooling import mean_pool_notes, pitch_relative_bins, pitch_weights, pool_notes
 
             features, notes = inputs
             pooled = pool_notes(features, notes, self.frames_per_second, self.method)
+            if self.with_mean:
+                mean = mean_pool_notes(features, notes, self.frames_per_second)
+                pooled = keras.ops.concatenate([pooled, mean], axis=-1)
             if self.relative_bins > 0:
                 return pitch_relative_bins(
                     pooled,
@@ -229,7 +240,8 @@ def _layers() -> dict[str, type]:
         def compute_output_shape(self, input_shapes: Any) -> Any:
             features, notes = input_shapes
             bins = self.relative_bins if self.relative_bins > 0 else features[2]
-            return (features[0], notes[1], bins, features[3])
+            channels = None if features[3] is None else features[3] * (2 if self.with_mean else 1)
+            return (features[0], notes[1], bins, channels)
 
         def get_config(self) -> dict[str, Any]:
             return {
@@ -240,10 +252,68 @@ def _layers() -> dict[str, type]:
                 "margin_semitones": self.margin_semitones,
                 "bins_per_octave": self.bins_per_octave,
                 "relative_bins": self.relative_bins,
+                "with_mean": self.with_mean,
                 "method": self.method,
             }
 
-    _LAYERS = {"NormalizeSpec": NormalizeSpec, "PadTime": PadTime, "NotePooling": NotePooling}
+    class NotePatches(keras.layers.Layer):
+        """[spec [B, T, F], notes [B, N, 3]] -> [B, N, frames, bins, 1] onset- and pitch-aligned patches."""
+
+        def __init__(
+            self,
+            frames_per_second: float,
+            num_frames: int,
+            num_bins: int,
+            frames_before: int,
+            margin_semitones: float,
+            bins_per_octave: int,
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(**kwargs)
+            self.frames_per_second = float(frames_per_second)
+            self.num_frames = int(num_frames)
+            self.num_bins = int(num_bins)
+            self.frames_before = int(frames_before)
+            self.margin_semitones = float(margin_semitones)
+            self.bins_per_octave = int(bins_per_octave)
+
+        def call(self, inputs: Any) -> Any:
+            from polyamp.models.note_pooling import note_patches
+
+            spec, notes = inputs
+            patches = note_patches(
+                spec,
+                notes,
+                self.frames_per_second,
+                self.num_frames,
+                self.num_bins,
+                self.frames_before,
+                self.margin_semitones,
+                self.bins_per_octave,
+            )
+            return keras.ops.expand_dims(patches, -1)
+
+        def compute_output_shape(self, input_shapes: Any) -> Any:
+            spec, notes = input_shapes
+            return (spec[0], notes[1], self.num_frames, self.num_bins, 1)
+
+        def get_config(self) -> dict[str, Any]:
+            return {
+                **super().get_config(),
+                "frames_per_second": self.frames_per_second,
+                "num_frames": self.num_frames,
+                "num_bins": self.num_bins,
+                "frames_before": self.frames_before,
+                "margin_semitones": self.margin_semitones,
+                "bins_per_octave": self.bins_per_octave,
+            }
+
+    _LAYERS = {
+        "NormalizeSpec": NormalizeSpec,
+        "PadTime": PadTime,
+        "NotePooling": NotePooling,
+        "NotePatches": NotePatches,
+    }
     return _LAYERS
 
 
@@ -266,6 +336,7 @@ def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) ->
     x = spec
     if hparams.timbre_spec_normalize != "none":
         x = custom["NormalizeSpec"](hparams.timbre_spec_normalize, hparams.timbre_spec_epsilon, name="normalize")(x)
+    normalized = x
     x = keras.layers.Reshape((-1, num_bins, 1), name="add_channel")(x)
     time_pool = time_pool_factor(hparams)
     if time_pool > 1:
@@ -317,6 +388,7 @@ def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) ->
         margin_semitones=hparams.timbre_pitch_margin_semitones,
         bins_per_octave=CQT_BINS_PER_OCTAVE,
         relative_bins=hparams.timbre_pitch_relative_bins,
+        with_mean=hparams.timbre_pool_mean,
         name="note_pooling",
     )([features, notes])  # [B, N, F' (or relative bins), C]
 
@@ -339,6 +411,32 @@ def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) ->
         y = keras.layers.Reshape((-1, rows * filters), name="note_flatten")(y)
     else:
         y = keras.layers.Lambda(lambda t: keras.ops.max(t, axis=2), name="note_freq_max")(y)  # [B, N, filters]
+    if hparams.timbre_patch_frames > 0:
+        patch = custom["NotePatches"](
+            frames_per_second=SAMPLE_RATE_HZ / hparams.timbre_hop_length,
+            num_frames=hparams.timbre_patch_frames,
+            num_bins=hparams.timbre_patch_bins,
+            frames_before=hparams.timbre_patch_frames_before,
+            margin_semitones=hparams.timbre_pitch_margin_semitones,
+            bins_per_octave=CQT_BINS_PER_OCTAVE,
+            name="note_patches",
+        )([normalized, notes])  # [B, N, frames, bins, 1]
+        for index, filters in enumerate(hparams.timbre_patch_filters):
+            patch = keras.layers.Conv3D(
+                filters,
+                (1, 3, 3),
+                padding="same",
+                use_bias=False,
+                kernel_initializer="he_uniform",
+                name=f"patch_conv{index}",
+            )(patch)
+            if hparams.timbre_use_batch_normalization:
+                patch = keras.layers.BatchNormalization(name=f"patch_bn{index}")(patch)
+            patch = keras.layers.ELU(alpha=alpha, name=f"patch_elu{index}")(patch)
+            patch = keras.layers.MaxPooling3D((1, 2, 2), padding="same", name=f"patch_pool{index}")(patch)
+        size = patch.shape[2] * patch.shape[3] * patch.shape[4]
+        patch = keras.layers.Reshape((-1, size), name="patch_flatten")(patch)
+        y = keras.layers.Concatenate(name="with_patch")([y, patch])
     if hparams.timbre_pitch_feature:
         pitch = keras.layers.Lambda(lambda n: keras.ops.clip(n[..., :1], 0.0, 127.0) / 127.0, name="note_pitch")(notes)
         y = keras.layers.Concatenate(name="with_pitch")([y, pitch])

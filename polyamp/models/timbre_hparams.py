@@ -15,6 +15,11 @@ config's ``family_recall_weight``) where it had them; sizes are the 2020 (GPU-si
   ``timbre_filters_pool_size`` is the one number 2020 used (its second entry).
 * Dead 2020 keys (``timbre_decay_steps``, the RNN, bottleneck and extra-FC switches,
   ``timbre_input_shape``, ``timbre_final_dropout_amt``) are gone: a name here always does something.
+* New switches, all off by default (so the defaults build the 2020 model): input standardisation,
+  batch norm, the pitch-relative head, mean pooling, the pitch feature and note patches; see
+  :mod:`polyamp.models.timbre`. ``gin/timbre/small.gin`` turns on the ones that made the model learn
+  on a CPU. ``timbre_final_activation = "softmax"`` trains with cross-entropy instead of the 2020
+  recall-weighted BCE.
 """
 
 from __future__ import annotations
@@ -66,6 +71,16 @@ class TimbreHParams:
     # > 0: keep that many feature bins from each note's fundamental upwards (its harmonics, at fixed
     # rows whatever the pitch), conv over them, flatten, dense, dense (not in 2020).
     timbre_pitch_relative_bins: int = 0
+    timbre_pool_mean: bool = False  # also pool each note's features by their mean over time (channels doubled)
+    # Note patches (not in 2020): timbre_patch_frames > 0 adds a branch that cuts each note's
+    # onset- and pitch-aligned spectrogram patch (frames from timbre_patch_frames_before frames before
+    # the onset, timbre_patch_bins CQT bins from a semitone below the fundamental), runs a small
+    # conv stack on it (timbre_patch_filters, 3x3 convs, each followed by 2x2 max-pooling) and feeds
+    # the flattened result to the dense layers with the pooled features.
+    timbre_patch_frames: int = 0
+    timbre_patch_frames_before: int = 2
+    timbre_patch_bins: int = 84
+    timbre_patch_filters: tuple[int, ...] = (16, 32)
     timbre_filters_pool_size: int = 2
     timbre_local_conv_size: int = 7
     timbre_local_conv_strides: int = 1
