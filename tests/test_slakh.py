@@ -521,6 +521,8 @@ def test_plugin_is_registered_and_checks_its_arguments(dataset_root: Path) -> No
         SlakhDataset(str(dataset_root), submix_probability=1.5)
     with pytest.raises(ConfigError, match="min_submix_stems"):
         SlakhDataset(str(dataset_root), min_submix_stems=0)
+    with pytest.raises(ConfigError, match="max_submix_stems"):
+        SlakhDataset(str(dataset_root), min_submix_stems=3, max_submix_stems=2)
 
 
 def test_examples_are_full_mixes_with_all_notes(dataset_root: Path) -> None:
@@ -600,6 +602,13 @@ def test_submix_examples_hold_only_the_chosen_stems(dataset_root: Path) -> None:
     again = SlakhDataset(str(dataset_root), split="train", submix_probability=1.0, min_submix_stems=2, seed=7)
     first = [element["id"].numpy() for element in dataset.tf_dataset(shuffle_files=False)]
     assert first == [element["id"].numpy() for element in again.tf_dataset(shuffle_files=False)]
+
+    # max_submix_stems caps the subset size.
+    capped = SlakhDataset(
+        str(dataset_root), split="train", submix_probability=1.0, min_submix_stems=2, max_submix_stems=2, seed=7
+    )
+    for element in capped.tf_dataset(shuffle_files=False).repeat(2):
+        assert len(element["id"].numpy().decode().rstrip("]").split("[")[1].split("+")) == 2
 
 
 def test_without_drum_audio_the_drum_stems_and_notes_are_left_out(dataset_root: Path) -> None:

@@ -369,3 +369,29 @@ def test_arranging_a_real_chorale():
             families[family_of(part.program)] += 1
         assert len({part.program for part in arranged.parts}) == 4
     assert len(families) >= 8
+
+
+def test_parts_range_keeps_a_random_subset_of_pitched_parts():
+    many = Piece(
+        piece_id="choir",
+        source="test/choir",
+        parts=tuple(_part(f"voice{index}", 52, [60 + index] * 8) for index in range(6))
+        + (_part("kit", 0, [36, 38] * 4, is_drum=True),),
+    )
+    options = ArrangeOptions(parts_range=(2, 4), **QUIET)
+    sizes = set()
+    for seed in range(30):
+        arranged = arrange_piece(many, options, seed)
+        pitched = [part for part in arranged.parts if not part.is_drum]
+        assert 2 <= len(pitched) <= 4
+        assert sum(part.is_drum for part in arranged.parts) == 1
+        assert len({part.name for part in pitched}) == len(pitched)
+        sizes.add(len(pitched))
+        assert arrange_piece(many, options, seed) == arranged
+    assert sizes == {2, 3, 4}
+    small = _piece()  # 3 pitched parts: all kept
+    assert len(arrange_piece(small, options, 0).parts) == len(small.parts)
+    with pytest.raises(ConfigError, match="parts_range"):
+        ArrangeOptions(parts_range=(0, 3))
+    with pytest.raises(ConfigError, match="parts_range"):
+        ArrangeOptions(parts_range=(4, 2))

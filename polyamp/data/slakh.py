@@ -2,7 +2,8 @@
 
 An example is a track's mix (resampled to 16 kHz mono) with the notes of every rendered stem.
 With ``submix_probability`` p, a training example (``tf_dataset``) is, with probability p, the sum of
-a random subset of the rendered stems (at least ``min_submix_stems``) with only those stems' notes.
+a random subset of the rendered stems (``min_submix_stems`` to ``max_submix_stems``, 0 = all) with only
+those stems' notes.
 Drum notes stay ``is_drum`` (the label code skips them); ``include_drums_audio=False`` removes the
 drum stems from the audio, and their notes with them. ``examples()`` (evaluation) never submixes.
 
@@ -45,6 +46,7 @@ class SlakhDataset:
         split: str | None = None,
         submix_probability: float = 0.0,
         min_submix_stems: int = 1,
+        max_submix_stems: int = 0,
         include_drums_audio: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -52,12 +54,17 @@ class SlakhDataset:
             raise ConfigError(f"SlakhDataset.submix_probability must be in [0, 1], got {submix_probability}")
         if int(min_submix_stems) < 1:
             raise ConfigError(f"SlakhDataset.min_submix_stems must be at least 1, got {min_submix_stems}")
+        if int(max_submix_stems) < 0 or 0 < int(max_submix_stems) < int(min_submix_stems):
+            raise ConfigError(
+                f"SlakhDataset.max_submix_stems must be 0 (all) or at least min_submix_stems, got {max_submix_stems}"
+            )
         if not examples_path:
             raise DatasetError("--examples-path is empty (expected a Slakh dataset, split or track folder)")
         self.examples_path = str(examples_path)
         self.split = split
         self.submix_probability = float(submix_probability)
         self.min_submix_stems = int(min_submix_stems)
+        self.max_submix_stems = int(max_submix_stems)
         self.include_drums_audio = bool(include_drums_audio)
         self.seed = seed
         self.skipped: list[str] = []
@@ -101,7 +108,8 @@ class SlakhDataset:
         candidates = self._audio_stems(track)
         if rng is not None and rng.random() < self.submix_probability:
             low = min(self.min_submix_stems, len(candidates))
-            count = int(rng.integers(low, len(candidates) + 1))
+            high = len(candidates) if self.max_submix_stems == 0 else min(self.max_submix_stems, len(candidates))
+            count = int(rng.integers(low, high + 1))
             chosen = sorted(int(index) for index in rng.choice(len(candidates), size=count, replace=False))
             subset = [candidates[index] for index in chosen]
             samples = _sum_stems(subset)

@@ -70,6 +70,10 @@ class ArrangeOptions:
     keeping every pitched note within MIDI 21-108. ``gain_db_range``: (low, high) of a uniform
     gain added to each stem (dB). ``max_piece_s``: notes starting at or after it are dropped and
     ends are cut there (seconds, after tempo scaling); None keeps the whole piece.
+    ``parts_range``: (low, high) or None; with a range, a piece with more than ``high`` pitched parts
+    keeps a random subset of them, of a size drawn uniformly in ``[low, high]`` (drum parts are always
+    kept; pieces with fewer parts keep them all). ``(2, 4)`` gives the 2-4-instrument mixes of the
+    learning checks.
     """
 
     program_strategy: str = "balanced"
@@ -81,6 +85,7 @@ class ArrangeOptions:
     transpose_semitones: tuple[int, int] = (0, 0)
     gain_db_range: tuple[float, float] = (-6.0, 0.0)
     max_piece_s: float | None = 120.0
+    parts_range: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.program_strategy not in PROGRAM_STRATEGIES:
@@ -102,6 +107,10 @@ class ArrangeOptions:
             raise ConfigError(
                 f"ArrangeOptions.max_piece_s must be a positive number of seconds or None, got {self.max_piece_s!r}"
             )
+        if self.parts_range is not None:
+            object.__setattr__(self, "parts_range", _range("parts_range", self.parts_range, int))
+            if self.parts_range[0] < 1:
+                raise ConfigError(f"ArrangeOptions.parts_range must start at 1 or more, got {self.parts_range}")
 
 
 def _range(name: str, value: object, kind: type) -> tuple:
@@ -272,6 +281,8 @@ def _arrange_notes(
 def arrange_piece(piece: Piece, options: ArrangeOptions, seed: int) -> Piece:
     """A new Piece: ``piece`` with programs, timing, velocities, tempo, key and stem gains varied
     as ``options`` says. Deterministic in ``(piece, options, seed)``; see :func:`piece_rng`."""
+    if options.parts_range is not None:
+        piece = _keep_some_parts(piece, options.parts_range, piece_rng(seed, piece.piece_id + "\x00parts"))
     rng = piece_rng(seed, piece.piece_id)
     low, high = options.tempo_scale
     scale = float(rng.uniform(low, high)) if high > low else low
@@ -286,3 +297,15 @@ def arrange_piece(piece: Piece, options: ArrangeOptions, seed: int) -> Piece:
         if notes:
             parts.append(dataclasses.replace(part, program=program, notes=notes, gain_db=part.gain_db + gain_db))
     return piece.replace_parts(tuple(parts))
+
+
+def _keep_some_parts(piece: Piece, parts_range: tuple[int, int], rng: np.random.Generator) -> Piece:
+    """``piece`` with at most ``parts_range[1]`` pitched parts: a random subset of a size drawn in the range."""
+    pitched = [index for index, part in enumerate(piece.parts) if not part.is_drum and part.notes]
+    low, high = parts_range
+    if len(pitched) <= high:
+        return piece
+    count = int(rng.integers(low, high + 1))
+    kept = {int(index) for index in rng.choice(pitched, size=count, replace=False)}
+    parts = tuple(part for index, part in enumerate(piece.parts) if part.is_drum or index in kept)
+    return piece.replace_parts(parts)
