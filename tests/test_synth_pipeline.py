@@ -243,3 +243,40 @@ def test_missing_fluidsynth_says_how_to_install_it(
     assert result.returncode == 3
     lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error")]
     assert len(lines) == 1 and "FluidSynth is not installed" in lines[0] and "apt-get install fluidsynth" in lines[0]
+
+
+def test_splits_renders_only_the_held_out_pieces(tmp_path: Path, polyamp_command: list[str]) -> None:
+    from polyamp.synth.pipeline import split_of
+    from polyamp.synth.sources import midi_piece_id
+
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    names = [f"piece{index:02d}" for index in range(12)]
+    for index, name in enumerate(names):
+        _write_piece(folder / f"{name}.mid", 0.01 * index)
+    held_out = {name for name in names if split_of(midi_piece_id(f"{name}.mid"), 0.0, 0.5) == "test"}
+    assert 0 < len(held_out) < len(names)
+    output = tmp_path / "out"
+    result = subprocess.run(
+        [*polyamp_command, "synth", str(output), "--soundfont", str(SOUNDFONT), "--midi-dir", str(folder)]
+        + ["--splits", "test", "--validation-fraction", "0", "--test-fraction", "0.5", "--parts", "1-2"]
+        + ["--pipeline-options", ",".join(FAST_BEAM)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (output / "train").exists()
+    import json
+
+    tracks = json.loads((output / "synth_manifest.json").read_text())["tracks"]
+    assert {track["piece_id"] for track in tracks} == held_out
+    for track_dir in (output / "test").iterdir():  # 3 pitched parts + drums -> 1-2 pitched parts + drums
+        metadata = (track_dir / "metadata.yaml").read_text()
+        assert 2 <= metadata.count("is_drum: false") + metadata.count("is_drum: true") <= 3
+    bad = subprocess.run(
+        [*polyamp_command, "synth", str(tmp_path / "x"), "--soundfont", str(SOUNDFONT), "--midi-dir", str(folder)]
+        + ["--splits", "tset"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 3 and "unknown split 'tset'" in bad.stderr and "Traceback" not in bad.stderr

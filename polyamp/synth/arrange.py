@@ -299,6 +299,16 @@ def arrange_piece(piece: Piece, options: ArrangeOptions, seed: int) -> Piece:
     return piece.replace_parts(tuple(parts))
 
 
+def parse_parts_range(text: str) -> tuple[int, int]:
+    """``"2-4"`` -> (2, 4) (``"3"`` -> (3, 3)); ConfigError for anything else."""
+    low, _, high = text.strip().partition("-")
+    try:
+        values = (int(low), int(high or low))
+    except ValueError:
+        raise ConfigError(f"--parts must look like 2-4 (fewest-most pitched parts), got {text!r}") from None
+    return ArrangeOptions(parts_range=values).parts_range  # type: ignore[return-value]
+
+
 def _keep_some_parts(piece: Piece, parts_range: tuple[int, int], rng: np.random.Generator) -> Piece:
     """``piece`` with at most ``parts_range[1]`` pitched parts: a random subset of a size drawn in the range."""
     pitched = [index for index, part in enumerate(piece.parts) if not part.is_drum and part.notes]

@@ -92,6 +92,32 @@ def list_sources(
     return [PieceSource(kind, path, rank) for rank, (kind, path) in enumerate(candidates)]
 
 
+def source_piece_id(source: PieceSource) -> str:
+    """The piece id a source's piece will have, known without reading it (its split follows from it)."""
+    from polyamp.synth import sources
+
+    if source.kind == "corpus":
+        return sources.corpus_piece_id(source.path)
+    return sources.midi_piece_id(source.path)
+
+
+def sources_in_splits(
+    candidates: Sequence[PieceSource], splits: Sequence[str], validation_fraction: float, test_fraction: float
+) -> list[PieceSource]:
+    """The candidates whose pieces fall in ``splits`` (ranks renumbered, order kept); ConfigError for unknown splits."""
+    unknown = sorted(set(splits) - {"train", "validation", "test"})
+    if unknown:
+        raise ConfigError(f"unknown split {unknown[0]!r}; valid splits: train, validation, test")
+    kept = [
+        source
+        for source in candidates
+        if split_of(source_piece_id(source), validation_fraction, test_fraction) in set(splits)
+    ]
+    if not kept:
+        raise ConfigError(f"no source piece falls in the split(s) {', '.join(splits)}")
+    return [dataclasses.replace(source, rank=rank) for rank, source in enumerate(kept)]
+
+
 def interleave_composers(paths: Sequence[str]) -> list[str]:
     """Corpus paths taken round-robin over composers (first path component), each keeping its order.
 
@@ -175,13 +201,16 @@ def synthesize_dataset(
     arrange_options: Any = None,
     overwrite: bool = False,
     pipeline_args: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None,
 ) -> SynthReport:
     """Renders pieces into ``<output_dir>/<split>/TrackNNNNN`` (Slakh2100 layout, 16 kHz FLAC).
 
     ``minutes``: stop once this much audio is rendered (None: no limit); ``max_pieces``: at
     most this many pieces. ``nsynth_notes`` > 0 also writes an NSynth-style single-note set
-    (4 s notes, family labels) to ``<output_dir>/nsynth/``. Unreadable sources are skipped and
-    reported. Refuses a non-empty ``output_dir`` unless ``overwrite``.
+    (4 s notes, family labels) to ``<output_dir>/nsynth/``. ``splits`` (e.g. ``["test"]``) renders
+    only the pieces of those splits, so held-out pieces can be rendered with another SoundFont
+    without rendering the training pieces. Unreadable sources are skipped and reported. Refuses a
+    non-empty ``output_dir`` unless ``overwrite``.
     """
     from polyamp.synth.arrange import ArrangeOptions
     from polyamp.synth.render import SoundFontRenderer
@@ -205,6 +234,8 @@ def synthesize_dataset(
     output_dir.mkdir(parents=True, exist_ok=True)
 
     candidates = list_sources(midi_dir, corpus, corpus_include, seed)
+    if splits:
+        candidates = sources_in_splits(candidates, splits, validation_fraction, test_fraction)
     budget_s = None if minutes is None else minutes * 60.0
     tracks: list[dict[str, Any]] = []
     skipped: list[str] = []
