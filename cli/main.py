@@ -357,6 +357,14 @@ def synth(
     ] = 0,
     validation_fraction: Annotated[float, typer.Option(help="Share of pieces in validation/.")] = 0.1,
     test_fraction: Annotated[float, typer.Option(help="Share of pieces in test/.")] = 0.1,
+    splits: Annotated[
+        Optional[str],
+        typer.Option(help="Render only pieces of these splits, e.g. 'test' (held-out pieces with another SoundFont)."),
+    ] = None,
+    parts: Annotated[
+        Optional[str],
+        typer.Option(help="LOW-HIGH: keep a random LOW..HIGH of a piece's pitched parts when it has more than HIGH."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Write into a non-empty folder, replacing tracks.")] = False,
     pipeline_options: PipelineOptions = None,
     gin_file: GinFiles = None,
@@ -367,7 +375,7 @@ def synth(
 
     from polyamp.config import parse_gin
     from polyamp.data.beam_runner import split_pipeline_args
-    from polyamp.synth.arrange import ArrangeOptions
+    from polyamp.synth.arrange import ArrangeOptions, parse_parts_range
     from polyamp.synth.pipeline import synthesize_dataset
 
     from .render import print_skipped, spinner
@@ -378,6 +386,10 @@ def synth(
         import dataclasses
 
         arrange_options = dataclasses.replace(arrange_options, program_strategy=program_strategy)
+    if parts is not None:
+        import dataclasses
+
+        arrange_options = dataclasses.replace(arrange_options, parts_range=parse_parts_range(parts))
     include = [part.strip() for part in corpus_include.split(",") if part.strip()] if corpus_include else None
     started = time.perf_counter()
     with spinner(f"rendering with {soundfont.name} on Apache Beam"):
@@ -396,6 +408,7 @@ def synth(
             arrange_options=arrange_options,
             overwrite=overwrite,
             pipeline_args=split_pipeline_args(pipeline_options),
+            splits=[name.strip() for name in splits.split(",") if name.strip()] if splits else None,
         )
     elapsed = time.perf_counter() - started
     splits = {}
