@@ -253,6 +253,52 @@ def test_model_shapes_masking_and_padding_independence() -> None:
     assert np.all(soft[1, 1:] == 0)
 
 
+def test_patch_only_model_sees_only_each_notes_patch_and_ignores_padding() -> None:
+    """timbre/patch.gin's design: no whole-spectrogram branch; a note's output depends on its patch only."""
+    import tensorflow as tf
+
+    from polyamp.models.timbre import build_timbre_model
+
+    hparams = TimbreHParams(
+        **{
+            **TINY,
+            "timbre_pooled_branch": False,
+            "timbre_patch_frames": 8,
+            "timbre_patch_bins": 24,
+            "timbre_patch_filters": (4, 8),
+            "timbre_pitch_feature": True,
+            "timbre_duration_feature": True,
+            "timbre_use_batch_normalization": True,
+            "timbre_final_activation": "softmax",
+        }
+    )
+    model = build_timbre_model(hparams)
+    assert not any(layer.name.startswith(("conv", "bank", "note_pooling")) for layer in model.layers)
+    rng = np.random.default_rng(3)
+    spec = rng.uniform(0, 1, size=(2, 200, 229)).astype(np.float32)
+    notes = np.array(
+        [[[60, 0.1, 0.6], [40, 1.0, 1.9], [-1, -1, -1]], [[70, 0.0, 2.0], [-1, -1, -1], [-1, -1, -1]]], np.float32
+    )
+    probs = model({"timbre_spec": spec, "notes": notes}, training=False)["family_probs"].numpy()
+    np.testing.assert_allclose(probs[0, :2].sum(-1), 1.0, rtol=1e-5)
+    assert np.all(probs[0, 2] == 0) and np.all(probs[1, 1:] == 0)
+    fewer = model({"timbre_spec": spec[:1], "notes": notes[:1, :1]}, training=False)["family_probs"].numpy()
+    np.testing.assert_allclose(fewer[0, 0], probs[0, 0], rtol=1e-5, atol=1e-6)
+    # The spectrogram far from note 0's patch (frames 40 on; the patch spans frames 4-11) does not
+    # change its prediction except through the normalisation statistics, which we keep equal by
+    # permuting those frames.
+    shuffled = spec.copy()
+    shuffled[0, 40:] = shuffled[0, 40:][rng.permutation(160)]
+    moved = model({"timbre_spec": shuffled[:1], "notes": notes[:1, :1]}, training=False)["family_probs"].numpy()
+    np.testing.assert_allclose(moved[0, 0], probs[0, 0], rtol=1e-5, atol=1e-6)
+    # Gradients reach every trainable variable, with a batch that holds padding.
+    with tf.GradientTape() as tape:
+        out = model({"timbre_spec": spec, "notes": notes}, training=True)["family_probs"]
+        loss = -tf.reduce_sum(tf.math.log(out[0, :2, 3] + 1e-6))
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert all(grad is not None for grad in grads)
+
+
 def test_bad_hparams_raise_config_errors() -> None:
     from polyamp.models.timbre import build_timbre_model
 
@@ -263,6 +309,7 @@ def test_bad_hparams_raise_config_errors() -> None:
         dict(timbre_final_activation="relu"),
         dict(timbre_pool_size=((3, 2),)),
         dict(timbre_spec_normalize="zscore"),
+        dict(timbre_pooled_branch=False),  # no patches either: the model would see no audio
     ]:
         with pytest.raises(ConfigError, match="TimbreHParams"):
             build_timbre_model(TimbreHParams(**{**TINY, **bad}))

@@ -111,6 +111,11 @@ def check_timbre_hparams(hparams: TimbreHParams) -> None:
         )
     if hparams.timbre_hop_length < 1:
         raise ConfigError(f"TimbreHParams.timbre_hop_length must be positive, got {hparams.timbre_hop_length}")
+    if not hparams.timbre_pooled_branch and hparams.timbre_patch_frames <= 0:
+        raise ConfigError(
+            "TimbreHParams.timbre_pooled_branch = False needs note patches (timbre_patch_frames > 0): "
+            "otherwise the model sees no audio"
+        )
 
 
 def make_timbre_frontend(hparams: TimbreHParams) -> Any:
@@ -328,15 +333,52 @@ def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) ->
 
     check_timbre_hparams(hparams)
     custom = _layers()
-    alpha = hparams.timbre_leaky_alpha
-    dropout_layer = keras.layers.SpatialDropout2D if hparams.timbre_spatial_dropout else keras.layers.Dropout
-
     spec = keras.Input(shape=(None, num_bins), name="timbre_spec")
     notes = keras.Input(shape=(None, 3), name="notes")
     x = spec
     if hparams.timbre_spec_normalize != "none":
         x = custom["NormalizeSpec"](hparams.timbre_spec_normalize, hparams.timbre_spec_epsilon, name="normalize")(x)
     normalized = x
+    branches = []
+    if hparams.timbre_pooled_branch:
+        branches.append(_pooled_branch(hparams, custom, normalized, notes, num_bins))
+    if hparams.timbre_patch_frames > 0:
+        branches.append(_patch_branch(hparams, custom, normalized, notes))
+    y = branches[0] if len(branches) == 1 else keras.layers.Concatenate(name="with_patch")(branches)
+    if hparams.timbre_pitch_feature:
+        pitch = keras.layers.Lambda(lambda n: keras.ops.clip(n[..., :1], 0.0, 127.0) / 127.0, name="note_pitch")(notes)
+        y = keras.layers.Concatenate(name="with_pitch")([y, pitch])
+    if hparams.timbre_duration_feature:
+        duration = keras.layers.Lambda(
+            lambda n: keras.ops.clip(n[..., 2:3] - n[..., 1:2], 0.0, 4.0) / 4.0, name="note_duration"
+        )(notes)
+        y = keras.layers.Concatenate(name="with_duration")([y, duration])
+    y = keras.layers.Dense(
+        hparams.timbre_penultimate_fc_size,
+        activation="elu",
+        bias_regularizer=keras.regularizers.L2(hparams.timbre_l2_regularizer),
+        name="penultimate",
+    )(y)
+    if hparams.timbre_fc_dropout_drop_amt > 0:
+        y = keras.layers.Dropout(hparams.timbre_fc_dropout_drop_amt, name="penultimate_dropout")(y)
+    probs = keras.layers.Dense(
+        hparams.timbre_num_classes, activation=hparams.timbre_final_activation, use_bias=False, name="family_dense"
+    )(y)
+    valid = keras.layers.Lambda(
+        lambda n: keras.ops.cast(keras.ops.greater_equal(n[..., :1], 0.0), "float32"), name="note_mask"
+    )(notes)
+    family_probs = keras.layers.Multiply(name="family_probs")([probs, valid])
+    return keras.Model(
+        inputs={"timbre_spec": spec, "notes": notes}, outputs={"family_probs": family_probs}, name="timbre"
+    )
+
+
+def _pooled_branch(hparams: TimbreHParams, custom: dict[str, Any], x: Any, notes: Any, num_bins: int) -> Any:
+    """The 2020 path: conv stack + filter bank over the whole spectrogram, pooled over each note -> [B, N, D]."""
+    import keras
+
+    alpha = hparams.timbre_leaky_alpha
+    dropout_layer = keras.layers.SpatialDropout2D if hparams.timbre_spatial_dropout else keras.layers.Dropout
     x = keras.layers.Reshape((-1, num_bins, 1), name="add_channel")(x)
     time_pool = time_pool_factor(hparams)
     if time_pool > 1:
@@ -411,50 +453,61 @@ def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) ->
         y = keras.layers.Reshape((-1, rows * filters), name="note_flatten")(y)
     else:
         y = keras.layers.Lambda(lambda t: keras.ops.max(t, axis=2), name="note_freq_max")(y)  # [B, N, filters]
-    if hparams.timbre_patch_frames > 0:
-        patch = custom["NotePatches"](
-            frames_per_second=SAMPLE_RATE_HZ / hparams.timbre_hop_length,
-            num_frames=hparams.timbre_patch_frames,
-            num_bins=hparams.timbre_patch_bins,
-            frames_before=hparams.timbre_patch_frames_before,
-            margin_semitones=hparams.timbre_pitch_margin_semitones,
-            bins_per_octave=CQT_BINS_PER_OCTAVE,
-            name="note_patches",
-        )([normalized, notes])  # [B, N, frames, bins, 1]
-        for index, filters in enumerate(hparams.timbre_patch_filters):
-            patch = keras.layers.Conv3D(
-                filters,
-                (1, 3, 3),
-                padding="same",
-                use_bias=False,
-                kernel_initializer="he_uniform",
-                name=f"patch_conv{index}",
-            )(patch)
-            if hparams.timbre_use_batch_normalization:
-                patch = keras.layers.BatchNormalization(name=f"patch_bn{index}")(patch)
-            patch = keras.layers.ELU(alpha=alpha, name=f"patch_elu{index}")(patch)
-            patch = keras.layers.MaxPooling3D((1, 2, 2), padding="same", name=f"patch_pool{index}")(patch)
-        size = patch.shape[2] * patch.shape[3] * patch.shape[4]
-        patch = keras.layers.Reshape((-1, size), name="patch_flatten")(patch)
-        y = keras.layers.Concatenate(name="with_patch")([y, patch])
-    if hparams.timbre_pitch_feature:
-        pitch = keras.layers.Lambda(lambda n: keras.ops.clip(n[..., :1], 0.0, 127.0) / 127.0, name="note_pitch")(notes)
-        y = keras.layers.Concatenate(name="with_pitch")([y, pitch])
-    y = keras.layers.Dense(
-        hparams.timbre_penultimate_fc_size,
-        activation="elu",
-        bias_regularizer=keras.regularizers.L2(hparams.timbre_l2_regularizer),
-        name="penultimate",
-    )(y)
-    if hparams.timbre_fc_dropout_drop_amt > 0:
-        y = keras.layers.Dropout(hparams.timbre_fc_dropout_drop_amt, name="penultimate_dropout")(y)
-    probs = keras.layers.Dense(
-        hparams.timbre_num_classes, activation=hparams.timbre_final_activation, use_bias=False, name="family_dense"
-    )(y)
-    valid = keras.layers.Lambda(
-        lambda n: keras.ops.cast(keras.ops.greater_equal(n[..., :1], 0.0), "float32"), name="note_mask"
-    )(notes)
-    family_probs = keras.layers.Multiply(name="family_probs")([probs, valid])
-    return keras.Model(
-        inputs={"timbre_spec": spec, "notes": notes}, outputs={"family_probs": family_probs}, name="timbre"
-    )
+    return y
+
+
+def _patch_branch(hparams: TimbreHParams, custom: dict[str, Any], spec: Any, notes: Any) -> Any:
+    """Each note's onset- and pitch-aligned patch through small 2-D convs -> [B, N, D]."""
+    import keras
+
+    alpha = hparams.timbre_leaky_alpha
+    patch = custom["NotePatches"](
+        frames_per_second=SAMPLE_RATE_HZ / hparams.timbre_hop_length,
+        num_frames=hparams.timbre_patch_frames,
+        num_bins=hparams.timbre_patch_bins,
+        frames_before=hparams.timbre_patch_frames_before,
+        margin_semitones=hparams.timbre_pitch_margin_semitones,
+        bins_per_octave=CQT_BINS_PER_OCTAVE,
+        name="note_patches",
+    )([spec, notes])  # [B, N, frames, bins, 1]
+    # Only real notes go through the convs ([B, N, P, Q, 1] -> [M, P, Q, 1], M = notes with pitch >= 0):
+    # padded note slots cost nothing. The features are scattered back to [B, N, size] (zeros for padding).
+    folded = keras.layers.Lambda(_gather_real_notes, name="patch_fold")([patch, notes])
+    for index, filters in enumerate(hparams.timbre_patch_filters):
+        folded = keras.layers.Conv2D(
+            filters, (3, 3), padding="same", use_bias=False, kernel_initializer="he_uniform", name=f"patch_conv{index}"
+        )(folded)
+        if hparams.timbre_use_batch_normalization:
+            folded = keras.layers.BatchNormalization(name=f"patch_bn{index}")(folded)
+        folded = keras.layers.ELU(alpha=alpha, name=f"patch_elu{index}")(folded)
+        folded = keras.layers.MaxPooling2D((2, 2), padding="same", name=f"patch_pool{index}")(folded)
+    size = folded.shape[1] * folded.shape[2] * folded.shape[3]
+    flat = keras.layers.Reshape((size,), name="patch_flatten")(folded)
+    patch = keras.layers.Lambda(_scatter_to_notes, name="patch_unfold")([flat, notes])  # [B, N, size]
+    if hparams.timbre_patch_dropout > 0:
+        patch = keras.layers.Dropout(hparams.timbre_patch_dropout, name="patch_dropout")(patch)
+    return patch
+
+
+def _real_note_indices(notes: Any) -> Any:
+    """``[M, 2]`` (batch, note) indices of the real notes (pitch >= 0) of ``notes`` ``[B, N, 3]``."""
+    import tensorflow as tf
+
+    return tf.where(notes[..., 0] >= 0.0)
+
+
+def _gather_real_notes(inputs: Any) -> Any:
+    """[patches [B, N, P, Q, 1], notes [B, N, 3]] -> the real notes' patches [M, P, Q, 1]."""
+    import tensorflow as tf
+
+    patches, notes = inputs
+    return tf.gather_nd(patches, _real_note_indices(notes))
+
+
+def _scatter_to_notes(inputs: Any) -> Any:
+    """[features [M, D], notes [B, N, 3]] -> [B, N, D], zeros at padded note slots."""
+    import tensorflow as tf
+
+    features, notes = inputs
+    shape = tf.concat([tf.shape(notes, out_type=tf.int64)[:2], tf.shape(features, out_type=tf.int64)[1:]], axis=0)
+    return tf.scatter_nd(_real_note_indices(notes), features, shape)

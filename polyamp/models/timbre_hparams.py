@@ -81,6 +81,11 @@ class TimbreHParams:
     timbre_patch_frames_before: int = 2
     timbre_patch_bins: int = 84
     timbre_patch_filters: tuple[int, ...] = (16, 32)
+    timbre_patch_dropout: float = 0.0  # dropout on the flattened patch features
+    # False: no whole-spectrogram conv stack, filter bank or note pooling; the note patches (and the
+    # pitch/duration features) are all the dense layers see. Needs timbre_patch_frames > 0.
+    timbre_pooled_branch: bool = True
+    timbre_duration_feature: bool = False  # also feed min(note duration, 4 s) / 4 s to the dense layers
     timbre_filters_pool_size: int = 2
     timbre_local_conv_size: int = 7
     timbre_local_conv_strides: int = 1
