@@ -26,7 +26,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-MODEL_TYPES = ("melodic", "timbre")
+MODEL_TYPES = ("melodic", "timbre", "full")
 
 
 def _model_type(value: str) -> str:
@@ -42,7 +42,18 @@ ModelType = Annotated[
         "--model-type",
         "--model_type",
         callback=_model_type,
-        help="Model type: melodic or timbre (MELODIC/TIMBRE accepted).",
+        help="Model type: melodic, timbre or full (MELODIC/TIMBRE/FULL accepted).",
+    ),
+]
+LoadFull = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--load-full/--no-load-full",
+        "--load_full/--no_load_full",
+        help="Full model: load a full run (--load-full) or separately trained melodic and timbre parts "
+        "(--no-load-full); melodic/timbre: take that part of a full run. Default: a full run if one exists. "
+        "Also --load-full true|false, --load_full=True.",
+        show_default=False,
     ),
 ]
 ModelDir = Annotated[
@@ -99,6 +110,7 @@ def train(
         Optional[int], typer.Option("--num-steps", "--num_steps", help="Total training steps of the run.")
     ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed for reproducible runs.")] = None,
+    load_full: LoadFull = None,
 ) -> None:
     """Train a model; resumes from the run's latest checkpoint."""
     from polyamp.training import configure_training
@@ -106,7 +118,7 @@ def train(
 
     from .render import training_progress
 
-    configure_training(model_dir, model_type, model_id, gin_file or [], gin_param or [], hparams)
+    configure_training(model_dir, model_type, model_id, gin_file or [], gin_param or [], hparams, load_id, load_full)
     options = {"num_steps": num_steps} if num_steps is not None else {}
     if seed is not None:
         options["seed"] = seed
@@ -117,6 +129,7 @@ def train(
             model_type=model_type,
             model_id=model_id,
             load_id=load_id,
+            load_full=load_full,
             progress=progress,
             **options,
         )
@@ -145,14 +158,32 @@ def evaluate(
     hparams: HParams = None,
     gin_file: GinFiles = None,
     gin_param: GinParams = None,
+    load_full: LoadFull = None,
+    plot_confusion: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot-confusion",
+            help="Timbre/full: also write the family confusion matrix as a PNG heat map to this path.",
+        ),
+    ] = None,
 ) -> None:
-    """Evaluate a checkpoint with mir_eval frame and note metrics."""
+    """Evaluate a checkpoint: mir_eval frame and note metrics; timbre and multi-instrument metrics."""
+    from polyamp.errors import ConfigError, OutputExistsError
     from polyamp.evaluation import evaluate as run_evaluation
     from polyamp.loading import load_components
 
     from .render import evaluation_progress, print_evaluation
 
-    components, checkpoint = load_components(model_dir, model_type, load_id, hparams, gin_file or [], gin_param or [])
+    if plot_confusion is not None:
+        if model_type == "melodic":
+            raise ConfigError("--plot-confusion needs --model-type timbre or full (melodic notes have no family)")
+        if plot_confusion.suffix.lower() != ".png":
+            raise ConfigError(f"--plot-confusion {plot_confusion} must end in .png")
+        if plot_confusion.exists() and not overwrite:
+            raise OutputExistsError(f"{plot_confusion} exists; pass --overwrite to replace it")
+    components, checkpoint = load_components(
+        model_dir, model_type, load_id, hparams, gin_file or [], gin_param or [], load_full
+    )
     with evaluation_progress(eval_num_steps) as progress:
         result = run_evaluation(
             examples_path=examples_path,
@@ -168,6 +199,11 @@ def evaluate(
             checkpoint=checkpoint,
         )
     print_evaluation(result)
+    if plot_confusion is not None:
+        from polyamp.plots import plot_family_confusion
+
+        written = plot_family_confusion(result, plot_confusion, overwrite=overwrite)
+        typer.echo(f"confusion plot: {written}")
 
 
 @app.command()
@@ -198,8 +234,10 @@ def transcribe(
     hparams: HParams = None,
     gin_file: GinFiles = None,
     gin_param: GinParams = None,
+    load_full: LoadFull = None,
 ) -> None:
-    """Transcribe audio files to MIDI (one .mid per input); --model-type timbre --notes labels given notes."""
+    """Transcribe audio files to MIDI (one .mid per input): single-track (melodic) or one track per
+    family (full); --model-type timbre --notes labels given notes."""
     from polyamp.errors import ConfigError, OutputExistsError
     from polyamp.transcription import expand_audio_inputs, load_model, output_path_for
 
@@ -222,10 +260,13 @@ def transcribe(
             hparams,
             gin_file or [],
             gin_param or [],
+            load_full,
         )
         return
     if notes is not None:
         raise ConfigError("--notes is for --model-type timbre (labelling another transcriber's notes)")
+    if families is not None and model_type != "full":
+        raise ConfigError("--families is for multi-track output: --model-type full (or timbre with --notes)")
     outputs = [output_path_for(path, output_dir, transcribed_file_suffix) for path in inputs]
     if not overwrite:
         existing = [str(path) for path in outputs if path.exists()]
@@ -234,7 +275,22 @@ def transcribe(
     duplicates = {str(path) for path in outputs if outputs.count(path) > 1}
     if duplicates:
         raise OutputExistsError(f"two inputs would write the same file {sorted(duplicates)[0]}; use --output-dir")
-    model = load_model(model_dir, model_type, load_id, hparams, gin_file or [], gin_param or [])
+    if model_type == "full":
+        _transcribe_full(
+            inputs,
+            outputs,
+            model_dir,
+            load_id,
+            qpm,
+            overwrite,
+            families,
+            hparams,
+            gin_file or [],
+            gin_param or [],
+            load_full,
+        )
+        return
+    model = load_model(model_dir, model_type, load_id, hparams, gin_file or [], gin_param or [], load_full)
     from polyamp.notes.midi import write_midi
 
     with transcription_progress() as progress:
@@ -242,6 +298,40 @@ def transcribe(
             notes = model.transcribe_notes(path, progress=progress.callback_for(path.name))
             write_midi(notes, destination, qpm=qpm, overwrite=overwrite)
             progress.log(f"{path} -> {destination} ({len(notes)} notes)")
+
+
+def _transcribe_full(
+    inputs: list[Path],
+    outputs: list[Path],
+    model_dir: Path,
+    load_id: str,
+    qpm: float,
+    overwrite: bool,
+    families: Optional[str],
+    hparams: Optional[str],
+    gin_files: list[str],
+    gin_params: list[str],
+    load_full: Optional[bool],
+) -> None:
+    """The Full mode of ``transcribe``: one multi-track MIDI file (a named track per family) per input."""
+    from polyamp.decode.multi_instrument import parse_families
+    from polyamp.full_transcription import load_full_transcriber
+    from polyamp.notes.families import FAMILY_NAMES
+    from polyamp.notes.multitrack import write_multitrack_midi
+
+    from .render import transcription_progress
+
+    if families:
+        parse_families(families)  # a misspelt family fails before any work
+    transcriber = load_full_transcriber(model_dir, load_id, hparams, gin_files, gin_params, load_full)
+    with transcription_progress() as progress:
+        for path, destination in zip(inputs, outputs, strict=True):
+            result = transcriber.transcribe_file(path, families, progress=progress.callback_for(path.name))
+            write_multitrack_midi(result.notes_by_family, destination, qpm=qpm, overwrite=overwrite)
+            tracks = ", ".join(
+                f"{FAMILY_NAMES[family]} {len(notes)}" for family, notes in result.notes_by_family.items()
+            )
+            progress.log(f"{path} -> {destination} ({len(result.notes)} notes; {tracks or 'no tracks'})")
 
 
 def _label_notes(
@@ -257,6 +347,7 @@ def _label_notes(
     hparams: Optional[str],
     gin_files: list[str],
     gin_params: list[str],
+    load_full: Optional[bool] = None,
 ) -> None:
     """The timbre-only mode of ``transcribe``: split ``notes`` into family tracks."""
     from polyamp.decode.multi_instrument import parse_families
@@ -271,7 +362,7 @@ def _label_notes(
     destination = output_path_for(audio_path, output_dir, suffix)
     if destination.exists() and not overwrite:
         raise OutputExistsError(f"{destination} exists; pass --overwrite to replace it")
-    components, _ = load_components(model_dir, "timbre", load_id, hparams, gin_files, gin_params)
+    components, _ = load_components(model_dir, "timbre", load_id, hparams, gin_files, gin_params, load_full)
     counts = label_midi_notes(components, audio_path, notes, destination, families, qpm, overwrite)
     tracks = ", ".join(f"{FAMILY_NAMES[family]} {count}" for family, count in counts.items())
     typer.echo(f"{audio_path} + {notes} -> {destination} ({tracks})")
@@ -467,11 +558,38 @@ def run() -> None:
     exit_with(app)
 
 
+_LOAD_FULL_SPELLINGS = ("--load-full", "--load_full")
+_TRUE_WORDS = ("true", "yes", "1", "t", "y")
+_FALSE_WORDS = ("false", "no", "0", "f", "n")
+
+
+def normalize_load_full(args: list[str]) -> list[str]:
+    """Rewrites the value forms of the tri-state ``--load-full`` flag (``--load_full=True``,
+    ``--load-full false``) into ``--load-full`` / ``--no-load-full``; other arguments are unchanged."""
+    result: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        name, equals, value = arg.partition("=")
+        if name in _LOAD_FULL_SPELLINGS:
+            if not equals and index + 1 < len(args) and args[index + 1].lower() in _TRUE_WORDS + _FALSE_WORDS:
+                value, equals = args[index + 1], "="
+                index += 1
+            if equals and value.lower() in _FALSE_WORDS:
+                arg = "--no-load-full"
+            elif equals and value.lower() in _TRUE_WORDS:
+                arg = "--load-full"
+        result.append(arg)
+        index += 1
+    return result
+
+
 def exit_with(application: typer.Typer, args: list[str] | None = None) -> None:
     """Runs ``application`` and exits with its status, skipping TensorFlow's slow teardown."""
     import os
     import sys
 
+    args = normalize_load_full(list(sys.argv[1:] if args is None else args))
     try:
         application(args=args, prog_name="polyamp")
         code = 0

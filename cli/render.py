@@ -53,6 +53,8 @@ def training_progress() -> Iterator[Callable[[int, int, dict[str, float], float]
 def print_training_result(result: Any) -> None:
     stopped = " (stopped early; run the same command to resume)" if result.interrupted else ""
     losses = ", ".join(f"{name} {value:.4f}" for name, value in result.last_losses.items())
+    if getattr(result, "started_from", None):
+        stdout.print(f"started from: {'; '.join(result.started_from)}")
     stdout.print(f"trained steps {result.first_step} -> {result.last_step}{stopped}; checkpoints in {result.run_dir}")
     if losses:
         stdout.print(f"last losses: {losses}")
@@ -82,6 +84,9 @@ METRIC_ROWS = (
 def print_evaluation(result: Any) -> None:
     if getattr(result, "timbre", None) is not None:
         print_timbre_evaluation(result)
+        return
+    if getattr(result, "full", None) is not None:
+        print_full_evaluation(result)
         return
     table = Table(title=f"mir_eval metrics, mean over {len(result.per_example)} example(s), step {result.step}")
     for column in ("metric", "precision", "recall", "F1"):
@@ -174,4 +179,42 @@ def print_timbre_evaluation(result: Any) -> None:
             )
     stdout.print(table)
     stdout.print(confusion_table(np.asarray(timbre["confusion"]), list(FAMILY_NAMES)))
+    stdout.print(f"metrics JSON: {result.output_json}")
+
+
+def print_full_evaluation(result: Any) -> None:
+    """Agnostic mir_eval metrics, multi-instrument note P/R/F1, leakage and per-family P/R/F1 as rich tables."""
+    from polyamp.multi_metrics import MULTI_METRIC_GROUPS
+
+    multi = result.full
+    pooled = multi["pooled"]
+    table = Table(title=f"Full model over {len(result.per_example)} example(s), step {result.step}")
+    for column in ("metric", "precision", "recall", "F1"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for label, prefix in METRIC_ROWS[:3]:
+        values = [result.average.get(f"{prefix}_{kind}") for kind in ("precision", "recall", "f1")]
+        table.add_row(f"Agnostic {label.lower()}", *(f"{value:.4f}" if value is not None else "-" for value in values))
+    for label, prefix in MULTI_METRIC_GROUPS:
+        values = [pooled.get(f"{prefix}_{kind}") for kind in ("precision", "recall", "f1")]
+        table.add_row(label, *(f"{value:.4f}" if value is not None else "-" for value in values))
+    stdout.print(table)
+    if "leakage_note_share" in pooled:
+        stdout.print(
+            f"family accuracy of matched notes {pooled.get('matched_note_family_accuracy', 0.0):.4f}; leakage: "
+            f"{pooled['leakage_tracks_per_instrument']:.2f} tracks per instrument, "
+            f"{pooled['leakage_note_share']:.4f} of matched notes outside the majority track"
+        )
+    families = Table(title="per family (multi-instrument note, onset only)")
+    for column in ("family", "precision", "recall", "F1", "reference", "estimated"):
+        families.add_column(column, justify="left" if column == "family" else "right")
+    for name, row in multi["per_family"].items():
+        families.add_row(
+            name,
+            f"{row['note_precision']:.3f}",
+            f"{row['note_recall']:.3f}",
+            f"{row['note_f1']:.3f}",
+            str(int(row["num_reference_notes"])),
+            str(int(row["num_estimated_notes"])),
+        )
+    stdout.print(families)
     stdout.print(f"metrics JSON: {result.output_json}")

@@ -24,6 +24,8 @@ class Components:
     frontend: Any
     model: Any
     decoder: Any
+    parts: dict[str, Components] | None = None
+    """Full model only: the ``melodic`` and ``timbre`` Components whose models the Full model holds."""
 
 
 @gin.configurable
@@ -35,6 +37,8 @@ def build_components(
     The Timbre model reads its own spectrogram (CQT at ``timbre_hop_length``) and its
     postprocessor assigns families to notes (``multi_instrument``).
     """
+    if model_type == "full":
+        return _build_full_components()
     hparams = hparams_class(model_type)()
     if model_type == "timbre":
         from polyamp.models.timbre import make_timbre_frontend
@@ -52,3 +56,24 @@ def build_components(
         min_duration_ms=hparams.min_duration_ms,
     )
     return Components(model_type, hparams, frontend_object, model, decoder)
+
+
+def _build_full_components() -> Components:
+    """The Full model: both parts built as their own model types (same gin), held by one FullModel.
+
+    Its front end is the Melodic one (hop 512); its decoder is the multi-instrument postprocessor
+    with the Melodic decoding thresholds and the Full ``multiple_instruments_threshold``.
+    """
+    from polyamp.decode.multi_instrument import MultiInstrumentDecoder
+
+    hparams = hparams_class("full")()
+    melodic = build_components(model_type="melodic")
+    timbre = build_components(model_type="timbre")
+    model = MODELS.get("full")(melodic.model, timbre.model, hparams.melodic_trainable)
+    model.melodic_hparams, model.timbre_hparams = melodic.hparams, timbre.hparams
+    decoder = MultiInstrumentDecoder(
+        multiple_instruments_threshold=hparams.multiple_instruments_threshold,
+        present_instruments=list(hparams.present_instruments) or None,
+        agnostic_decoder=melodic.decoder,
+    )
+    return Components("full", hparams, melodic.frontend, model, decoder, {"melodic": melodic, "timbre": timbre})

@@ -75,9 +75,10 @@ class MelodicHParams:
 
 
 def _hparams_classes() -> dict[str, type]:
+    from polyamp.models.full_hparams import FullHParams
     from polyamp.models.timbre_hparams import TimbreHParams
 
-    return {"melodic": MelodicHParams, "timbre": TimbreHParams}
+    return {"melodic": MelodicHParams, "timbre": TimbreHParams, "full": FullHParams}
 
 
 HPARAMS_CLASSES: dict[str, type] = _hparams_classes()
@@ -122,6 +123,25 @@ def _check_value(name: str, annotation: Any, value: Any) -> Any:
     return value
 
 
+def hparams_owners(model_type: str) -> list[type]:
+    """The hparams classes ``--hparams`` names of ``model_type`` may belong to, first owner first.
+
+    The Full model accepts the names of FullHParams, MelodicHParams and TimbreHParams; a name
+    several classes share (``batch_size``, ``truncated_length_secs``...) belongs to the first.
+    """
+    if model_type == "full":
+        return [HPARAMS_CLASSES["full"], HPARAMS_CLASSES["melodic"], HPARAMS_CLASSES["timbre"]]
+    return [hparams_class(model_type)]
+
+
+def hparams_owner(model_type: str, name: str) -> type:
+    """The hparams class that owns ``name`` for ``model_type`` (ConfigError when none does)."""
+    for owner in hparams_owners(model_type):
+        if name in {field.name for field in dataclasses.fields(owner)}:
+            return owner
+    raise ConfigError(f"unknown hparam {name!r} for the {model_type} model")
+
+
 def parse_hparams_json(model_type: str, hparams_json: str | None) -> dict[str, Any]:
     """Validates ``--hparams`` JSON for ``model_type``; returns ``{name: typed value}``."""
     if not hparams_json:
@@ -132,22 +152,39 @@ def parse_hparams_json(model_type: str, hparams_json: str | None) -> dict[str, A
         raise ConfigError(f"--hparams is not valid JSON ({error.msg}): {hparams_json!r}") from None
     if not isinstance(overrides, dict):
         raise ConfigError(f"--hparams must be a JSON object such as '{{\"fc_size\": 256}}', got {hparams_json!r}")
-    fields = {field.name: field for field in dataclasses.fields(hparams_class(model_type))}
+    fields = {}
+    for owner in reversed(hparams_owners(model_type)):  # the first owner wins a shared name
+        fields.update({field.name: field for field in dataclasses.fields(owner)})
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
         raise ConfigError(
             f"unknown hparam {', '.join(map(repr, unknown))} for the {model_type} model; "
             f"valid names: {', '.join(sorted(fields))}"
         )
-    return {name: _check_value(name, fields[name].type, value) for name, value in overrides.items()}
+    return {
+        name: _present_instruments_names(value)
+        if name == "present_instruments"
+        else _check_value(name, fields[name].type, value)
+        for name, value in overrides.items()
+    }
+
+
+def _present_instruments_names(value: Any) -> tuple[str, ...]:
+    """``present_instruments`` as family names: from names, ``"string,brass"`` or the 2020 12 numbers 0/1."""
+    from polyamp.decode.multi_instrument import present_instruments_to_families
+    from polyamp.notes.families import FAMILY_NAMES
+
+    if isinstance(value, (list, tuple)) and not value:
+        return ()
+    families = present_instruments_to_families(value, source="hparam 'present_instruments'")
+    return tuple(FAMILY_NAMES[family] for family in families or ())
 
 
 def bind_hparams(model_type: str, overrides: dict[str, Any]) -> None:
     """Binds validated hparam overrides into gin (they then reach the operative config)."""
-    class_name = hparams_class(model_type).__name__
     with gin.unlock_config():
         for name, value in overrides.items():
-            gin.bind_parameter(f"{class_name}.{name}", value)
+            gin.bind_parameter(f"{hparams_owner(model_type, name).__name__}.{name}", value)
 
 
 def hparams_to_dict(hparams: Any) -> dict[str, Any]:
@@ -210,8 +247,12 @@ def parse_gin(
     *,
     operative_config: str | None = None,
     default_files: Sequence[str] = (),
+    base_bindings: Sequence[str] = (),
 ) -> None:
     """Parses gin config in DDSP order: defaults, a saved operative config, user files, user params.
+
+    ``base_bindings`` (gin lines such as the hparams of a Full model's separately trained parts)
+    are parsed after the saved operative config and before the user's files.
 
     All errors (a missing file, an unknown configurable or parameter, a syntax error) become
     one ConfigError line.
@@ -231,13 +272,17 @@ def parse_gin(
     previous_level = root_logger.level
     root_logger.setLevel(logging.CRITICAL)
     try:
-        _parse_all(default_files, operative_config, gin_files, gin_params)
+        _parse_all(default_files, operative_config, gin_files, gin_params, base_bindings)
     finally:
         root_logger.setLevel(previous_level)
 
 
 def _parse_all(
-    default_files: Sequence[str], operative_config: str | None, gin_files: Sequence[str], gin_params: Sequence[str]
+    default_files: Sequence[str],
+    operative_config: str | None,
+    gin_files: Sequence[str],
+    gin_params: Sequence[str],
+    base_bindings: Sequence[str] = (),
 ) -> None:
     with gin.unlock_config():
         gin.clear_config()
@@ -245,6 +290,8 @@ def _parse_all(
             _parse_file(resolve_gin_file(name))
         if operative_config:
             _parse_file(operative_config, skip_unknown=True)
+        for binding in base_bindings:
+            gin.parse_config(binding)
         for name in gin_files:
             _parse_file(resolve_gin_file(name))
         for binding in gin_params:
@@ -269,3 +316,21 @@ def _one_line(error: BaseException) -> str:
 def operative_config_str() -> str:
     """The operative gin config of everything called so far."""
     return gin.operative_config_str()
+
+
+def hparams_bindings_from_config(config_path: str | os.PathLike[str], hparams_cls: type) -> list[str]:
+    """Gin lines (``MelodicHParams.fc_size = 256``) for the fields of ``hparams_cls`` a saved config binds.
+
+    Used to rebuild a separately trained part of the Full model exactly as it was trained; only
+    that class's bindings are taken (not the part run's ``train.*`` settings). Clears gin.
+    """
+    parse_gin(operative_config=str(config_path))
+    lines = []
+    for field in dataclasses.fields(hparams_cls):
+        key = f"{hparams_cls.__name__}.{field.name}"
+        try:
+            value = gin.query_parameter(key)
+        except ValueError:
+            continue
+        lines.append(f"{key} = {value!r}")
+    return lines

@@ -25,9 +25,11 @@ class EvalResult:
     average: dict[str, float]
     output_json: Path | None
     timbre: dict[str, Any] | None = None
+    full: dict[str, Any] | None = None
+    """Full model only: pooled multi-instrument metrics (``MultiInstrumentMetricsAccumulator.result()``)."""
 
 
-@gin.configurable(denylist=["examples_path", "model_dir", "model_type", "load_id", "progress"])
+@gin.configurable(denylist=["examples_path", "model_dir", "model_type", "load_id", "load_full", "progress"])
 def evaluate(
     examples_path: str,
     model_dir: str | os.PathLike[str],
@@ -40,13 +42,16 @@ def evaluate(
     progress: Callable[[int, int | None, str], None] | None = None,
     components: Any = None,
     checkpoint: Any = None,
+    load_full: bool | None = None,
 ) -> EvalResult:
     """Scores the checkpoint ``load_id`` names on up to ``eval_num_steps`` examples (all if None).
 
     Metrics (mir_eval, 31.25 frames/s for frame metrics): frame P/R/F1; note (onset within
     50 ms) P/R/F1; note with offset; note with velocity; note with offset and velocity. They are
     reported per example and averaged over examples. The JSON goes to ``output_json`` (default:
-    ``<run dir>/eval/metrics-<step>.json``).
+    ``<run dir>/eval/metrics-<step>.json``). The Full model (``load_full``: its own checkpoint or its
+    parts', see :mod:`polyamp.full_loading`) adds multi-instrument metrics
+    (``<run dir>/eval/full-metrics-<step>.json``).
     """
     from polyamp.data.datasets import open_dataset
     from polyamp.inference import WindowedPredictor
@@ -54,8 +59,12 @@ def evaluate(
     from polyamp.metrics import average_metrics, transcription_metrics
 
     if components is None or checkpoint is None:
-        components, checkpoint = load_components(model_dir, model_type, load_id)
+        components, checkpoint = load_components(model_dir, model_type, load_id, load_full=load_full)
     source = open_dataset(examples_path, split=split)
+    if components.model_type == "full":
+        return _evaluate_full(
+            components, checkpoint, source, examples_path, eval_num_steps, output_json, overwrite, progress
+        )
     if components.model_type == "timbre":
         return _evaluate_timbre(
             components, checkpoint, source, examples_path, eval_num_steps, output_json, overwrite, progress
@@ -86,11 +95,7 @@ def evaluate(
         "average": average,
         "per_example": per_example,
     }
-    if destination.exists() and not overwrite:
-        from polyamp.errors import OutputExistsError
-
-        raise OutputExistsError(f"{destination} exists; pass --overwrite to replace it")
-    atomic_write_text(destination, json.dumps(report, indent=2) + "\n")
+    _write_report(destination, report, overwrite)
     return EvalResult(checkpoint.prefix, checkpoint.step, per_example, average, destination)
 
 
@@ -119,15 +124,57 @@ def _evaluate_timbre(
         "timbre": pooled,
         "per_example": per_example,
     }
+    _write_report(destination, report, overwrite)
+    average = {"accuracy": pooled["accuracy"], "macro_f1": pooled["macro_f1"]}
+    result = EvalResult(checkpoint.prefix, checkpoint.step, per_example, average, destination)
+    result.timbre = pooled
+    return result
+
+
+def _evaluate_full(
+    components: Any,
+    checkpoint: Any,
+    source: Any,
+    examples_path: str,
+    eval_num_steps: int | None,
+    output_json: str | os.PathLike[str] | None,
+    overwrite: bool,
+    progress: Callable[[int, int | None, str], None] | None,
+) -> EvalResult:
+    """Full evaluation: agnostic mir_eval metrics and multi-instrument metrics (polyamp.full_evaluation)."""
+    from polyamp.full_evaluation import evaluate_full
+
+    average, multi, per_example = evaluate_full(components, source.examples(), eval_num_steps, progress)
+    if not per_example:
+        raise DatasetError(f"no examples to evaluate in {examples_path}")
+    destination = (
+        Path(output_json) if output_json else checkpoint.run_dir / "eval" / f"full-metrics-{checkpoint.step}.json"
+    )
+    melodic_hparams = components.parts["melodic"].hparams
+    report = {
+        "checkpoint": checkpoint.prefix,
+        "step": checkpoint.step,
+        "examples_path": examples_path,
+        "num_examples": len(per_example),
+        "frames_per_second": 31.25,
+        "reference": "sustain-extended" if melodic_hparams.apply_sustain else "raw MIDI note durations",
+        "average": average,
+        "multi_instrument": multi,
+        "per_example": per_example,
+    }
+    _write_report(destination, report, overwrite)
+    result = EvalResult(checkpoint.prefix, checkpoint.step, per_example, average, destination)
+    result.full = multi
+    return result
+
+
+def _write_report(destination: Path, report: dict[str, Any], overwrite: bool) -> None:
+    """Writes the metrics JSON atomically; OutputExistsError for an existing file unless ``overwrite``."""
     if destination.exists() and not overwrite:
         from polyamp.errors import OutputExistsError
 
         raise OutputExistsError(f"{destination} exists; pass --overwrite to replace it")
     atomic_write_text(destination, json.dumps(report, indent=2) + "\n")
-    average = {"accuracy": pooled["accuracy"], "macro_f1": pooled["macro_f1"]}
-    result = EvalResult(checkpoint.prefix, checkpoint.step, per_example, average, destination)
-    result.timbre = pooled
-    return result
 
 
 def _reference_notes(sequence: Any, hparams: Any) -> Any:

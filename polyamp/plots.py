@@ -151,3 +151,20 @@ def plot_confusion_matrix(
     with atomic_output(path) as stream:
         figure.savefig(stream, format="png", dpi=120, bbox_inches="tight", pad_inches=0.2)
     return path
+
+
+def plot_family_confusion(result: Any, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """The family confusion PNG of an eval result: of every reference note (timbre) or of the notes the
+    agnostic transcription matched (full); ConfigError for a result without families."""
+    from polyamp.notes.families import FAMILY_NAMES
+
+    timbre = getattr(result, "timbre", None)
+    full = getattr(result, "full", None)
+    if timbre:
+        matrix, title = timbre["confusion"], "Instrument family confusion (reference notes)"
+    elif full and "family_confusion" in full:
+        matrix = full["family_confusion"]["matrix"]
+        title = "Instrument family confusion (notes matched by pitch and onset)"
+    else:
+        raise ConfigError("this evaluation has no family confusion matrix to plot")
+    return plot_confusion_matrix(matrix, list(FAMILY_NAMES), path, overwrite=overwrite, title=title, hide_empty=True)

@@ -86,6 +86,7 @@ BUILTIN_PLUGIN_MODULES = (
     "polyamp.audio.frontends",
     "polyamp.models.melodic",
     "polyamp.models.timbre",
+    "polyamp.models.full",
     "polyamp.data.datasets",
     "polyamp.data.slakh",
     "polyamp.data.mixture",

@@ -57,7 +57,40 @@ class TimbreTask:
         return {"total": loss, "family": loss, "accuracy": family_accuracy(labels["family"], probs, labels["mask"])}
 
 
-_TASKS: dict[str, Any] = {"melodic": MelodicTask(), "timbre": TimbreTask()}
+class FullTask:
+    """Joint training of the Full model: one crop -> melodic losses + ``timbre_loss_weight`` * timbre loss.
+
+    Teacher forcing: the Timbre part classifies the crop's *reference* notes (the 2020 code fed it
+    the notes the Melodic part predicted, which gives the Timbre part almost no signal while the
+    Melodic part is still poor). With ``melodic_trainable`` False the Melodic part is frozen (run in
+    inference mode, no gradient). Loss names: the melodic ones, ``family``, ``accuracy``, ``total``.
+    """
+
+    def optimizer_settings(self, hparams: Any) -> OptimizerSettings:
+        return OptimizerSettings(hparams.full_learning_rate, hparams.full_decay_rate, hparams.full_clip_norm)
+
+    def batches(self, source: Any, components: Any, seed: int | None) -> Any:
+        from polyamp.data.full_pipeline import full_training_batches
+
+        return full_training_batches(source, components, seed=seed)
+
+    def losses(self, model: Any, features: Any, labels: Any, hparams: Any) -> dict[str, Any]:
+        from polyamp.models.losses import melodic_losses
+        from polyamp.models.timbre_losses import family_accuracy, timbre_loss
+
+        outputs = model.melodic(features["spec"], training=bool(hparams.melodic_trainable))
+        losses = melodic_losses(labels, outputs, model.melodic_hparams)
+        timbre_inputs = {"timbre_spec": features["timbre_spec"], "notes": features["notes"]}
+        probs = model.timbre(timbre_inputs, training=True)["family_probs"]
+        family = timbre_loss(labels["family"], probs, labels["mask"], model.timbre_hparams)
+        losses["melodic"] = losses.pop("total")
+        losses["family"] = family
+        losses["accuracy"] = family_accuracy(labels["family"], probs, labels["mask"])
+        losses["total"] = losses["melodic"] + hparams.timbre_loss_weight * family
+        return losses
+
+
+_TASKS: dict[str, Any] = {"melodic": MelodicTask(), "timbre": TimbreTask(), "full": FullTask()}
 
 
 def register_task(model_type: str, task: Any) -> None:

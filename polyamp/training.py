@@ -35,6 +35,8 @@ class TrainResult:
     last_step: int
     last_losses: dict[str, float]
     interrupted: bool = False
+    started_from: list[str] = dataclasses.field(default_factory=list)
+    """Checkpoints a new run started from (``--load-id``), one description each."""
 
 
 @gin.configurable
@@ -51,7 +53,7 @@ def get_strategy(name: str = "default") -> Any:
     raise ConfigError(f"unknown strategy {name!r}; valid strategies: default, mirrored")
 
 
-@gin.configurable(denylist=["examples_path", "model_dir", "model_type", "model_id", "load_id", "progress"])
+@gin.configurable(denylist=["examples_path", "model_dir", "model_type", "model_id", "load_id", "load_full", "progress"])
 def train(
     examples_path: str,
     model_dir: str | os.PathLike[str],
@@ -66,6 +68,7 @@ def train(
     seed: int | None = None,
     max_seconds: float | None = None,
     progress: ProgressCallback | None = None,
+    load_full: bool | None = None,
 ) -> TrainResult:
     """Trains ``model_type`` on ``examples_path`` into ``<model_dir>/<model_type>/<model_id>``.
 
@@ -73,6 +76,8 @@ def train(
     given, starts from the weights of that id's latest checkpoint (``*`` = newest of any id).
     Saves every ``checkpoint_every`` steps, at the end, and on SIGINT/SIGTERM. With
     ``max_seconds``, stops (and saves) once that much wall time has passed since the start of the call.
+    ``load_full`` (None = auto) says whether a new run starts from a Full checkpoint or, for the Full
+    model, from separately trained parts (:mod:`polyamp.full_loading`).
     """
     import keras
     import tensorflow as tf
@@ -103,10 +108,25 @@ def train(
     directory.mkdir(parents=True, exist_ok=True)
     manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=keep_checkpoints)
     own = latest_checkpoint(directory)
+    started_from: list[str] = []
     if own is not None:
         restore_checkpoint(checkpoint, own, expect_partial=False, action="resume from")
+    elif model_type == "full":
+        from polyamp.full_loading import plan_full_start, restore_full_start
+
+        start = plan_full_start(model_dir, load_id, load_full, training=True)
+        restore_full_start(model, start)
+        started_from = start.describe()
+    elif load_id and load_full:
+        from polyamp.full_loading import full_checkpoint, restore_part_from_full
+
+        ref = full_checkpoint(model_dir, load_id, model_type)
+        restore_part_from_full(model_type, model, ref)
+        started_from = [f"{model_type} part of the full model {ref.prefix}"]
     elif load_id:
-        restore_weights(model, resolve_checkpoint(model_dir, model_type, load_id))
+        ref = resolve_checkpoint(model_dir, model_type, load_id)
+        restore_weights(model, ref)
+        started_from = [f"{model_type} model {ref.prefix}"]
     first_step = int(step.numpy())
 
     batches = distribution.experimental_distribute_dataset(task.batches(source, components, seed))
@@ -178,7 +198,7 @@ def train(
         writer.flush()
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
-    return TrainResult(directory, first_step, int(step.numpy()), losses_now, stop_requested["flag"])
+    return TrainResult(directory, first_step, int(step.numpy()), losses_now, stop_requested["flag"], started_from)
 
 
 def _step_of_prefix(prefix: str) -> int:
@@ -196,7 +216,7 @@ def _prune_operative_configs(directory: Path) -> None:
                 pass
 
 
-DEFAULT_GIN_FILES = {"melodic": ("melodic/small.gin",), "timbre": ("timbre/small.gin",)}
+DEFAULT_GIN_FILES = {"melodic": ("melodic/small.gin",), "timbre": ("timbre/small.gin",), "full": ("full/small.gin",)}
 
 
 def configure_training(
@@ -206,19 +226,31 @@ def configure_training(
     gin_files: list[str] | tuple[str, ...] = (),
     gin_params: list[str] | tuple[str, ...] = (),
     hparams_json: str | None = None,
+    load_id: str | None = None,
+    load_full: bool | None = None,
 ) -> None:
     """Parses gin for a training run: a resumed run's saved operative config (or the model type's
-    default preset when starting fresh without ``--gin-file``), then the user's files, params and hparams."""
+    default preset when starting fresh without ``--gin-file``), then the user's files, params and hparams.
+
+    A new Full run that starts from checkpoints (``load_id`` / ``load_full``) takes the hparams they
+    were trained with (after the preset, before the user's files), so their weights fit.
+    """
     from polyamp.checkpoints import operative_config_path
     from polyamp.config import bind_hparams, parse_gin, parse_hparams_json
 
     existing = latest_checkpoint(run_dir(model_dir, model_type, model_id))
     operative = operative_config_path(existing) if existing is not None else None
     defaults = () if (gin_files or operative) else DEFAULT_GIN_FILES.get(model_type, ())
+    bindings: list[str] = []
+    if model_type == "full" and existing is None:
+        from polyamp.full_loading import plan_full_start, start_bindings
+
+        bindings = start_bindings(plan_full_start(model_dir, load_id, load_full, training=True))
     parse_gin(
         gin_files,
         gin_params,
         operative_config=str(operative) if operative else None,
         default_files=defaults,
+        base_bindings=bindings,
     )
     bind_hparams(model_type, parse_hparams_json(model_type, hparams_json))

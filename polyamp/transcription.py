@@ -71,19 +71,27 @@ def load_model(
     hparams: str | dict[str, Any] | None = None,
     gin_files: Iterable[str] = (),
     gin_params: Iterable[str] = (),
-) -> TranscriptionModel:
+    load_full: bool | None = None,
+) -> Any:
     """Restores the checkpoint ``load_id`` names (``*`` = newest of any id) for repeated use.
 
     ``hparams`` (a dict or JSON string) overrides decoding settings such as
-    ``predict_frame_threshold``.
+    ``predict_frame_threshold``; ``load_full`` True takes the Melodic part of a Full run. Returns a
+    :class:`TranscriptionModel`, or for ``model_type="full"`` a
+    :class:`~polyamp.full_transcription.FullTranscriber` (its ``transcribe`` gives multi-track sequences).
     """
     import json
 
     from polyamp.loading import load_components
 
+    if model_type == "full":
+        from polyamp.full_transcription import load_full_transcriber
+
+        return load_full_transcriber(model_dir, load_id, hparams, tuple(gin_files), tuple(gin_params), load_full)
+
     hparams_json = json.dumps(hparams) if isinstance(hparams, dict) else hparams
     components, checkpoint = load_components(
-        model_dir, model_type, load_id, hparams_json, tuple(gin_files), tuple(gin_params)
+        model_dir, model_type, load_id, hparams_json, tuple(gin_files), tuple(gin_params), load_full
     )
     return TranscriptionModel(components, checkpoint)
 

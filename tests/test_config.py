@@ -83,3 +83,19 @@ def test_bad_gin_file_names_the_file(tmp_path) -> None:
     with pytest.raises(ConfigError) as error:
         parse_gin([str(bad)])
     assert "bad.gin" in str(error.value)
+
+
+def test_loading_for_inference_ignores_the_runs_training_dataset_choice(tmp_path) -> None:
+    import gin
+
+    from polyamp.config import parse_gin
+    from polyamp.loading import INFERENCE_BINDINGS
+
+    saved = tmp_path / "operative_config.gin"
+    saved.write_text("open_dataset.dataset = 'mixture'\n")
+    parse_gin(operative_config=str(saved), base_bindings=INFERENCE_BINDINGS)
+    assert gin.query_parameter("open_dataset.dataset") == "auto"
+    parse_gin(
+        gin_params=["open_dataset.dataset = 'slakh'"], operative_config=str(saved), base_bindings=INFERENCE_BINDINGS
+    )
+    assert gin.query_parameter("open_dataset.dataset") == "slakh"  # the user's choice still wins

@@ -60,14 +60,22 @@ def test_train_then_evaluate_timbre(rendered: Path, models: Path, tmp_path: Path
     assert train.returncode == 0, train.stderr[-2000:]
     assert (models / "timbre" / "t" / "checkpoint").exists()
     report = tmp_path / "metrics.json"
+    plot = tmp_path / "confusion.png"
     evaluate = subprocess.run(
         [*polyamp_command, "eval", "--model-type", "timbre", *common, "--load-id", "t", "--split", "train"]
-        + ["--output-json", str(report)],
+        + ["--output-json", str(report), "--plot-confusion", str(plot)],
         capture_output=True,
         text=True,
     )
     assert evaluate.returncode == 0, evaluate.stderr[-2000:]
     assert "family accuracy" in evaluate.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = subprocess.run(  # an existing plot is never replaced without --overwrite; checked before evaluating
+        [*polyamp_command, "eval", "--model-type", "timbre", *common, "--load-id", "t", "--plot-confusion", str(plot)],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 5 and "exists" in again.stderr and "Traceback" not in again.stderr
     timbre = json.loads(report.read_text())["timbre"]
     confusion = np.asarray(timbre["confusion"])
     assert confusion.shape == (12, 12)

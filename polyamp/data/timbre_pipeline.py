@@ -60,6 +60,15 @@ def sequence_notes(sequence: Any) -> np.ndarray:
     return array[order].astype(np.float32)
 
 
+def sequence_notes_tf(sequence: Any) -> Any:
+    """Graph op: :func:`sequence_notes` of a serialized NoteSequence, float32 ``[M, 4]``."""
+    import tensorflow as tf
+
+    notes = tf.numpy_function(sequence_notes, [sequence], tf.float32, stateful=False)
+    notes.set_shape([None, NOTE_FIELDS])
+    return notes
+
+
 def crop_samples_for(hparams: TimbreHParams) -> tuple[int, int]:
     """(crop samples, crop frames): ``truncated_length_secs`` rounded to whole hops, at least 8 frames."""
     hop = hparams.timbre_hop_length
@@ -132,9 +141,7 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
     gain_db = float(hparams.timbre_gain_augment_db)
 
     def parse(example: dict[str, Any]) -> dict[str, Any]:
-        notes = tf.numpy_function(sequence_notes, [example["sequence"]], tf.float32, stateful=False)
-        notes.set_shape([None, NOTE_FIELDS])
-        return {"samples": example["samples"], "notes": notes}
+        return {"samples": example["samples"], "notes": sequence_notes_tf(example["sequence"])}
 
     def crops(example: dict[str, Any]) -> dict[str, Any]:
         samples, notes = example["samples"], example["notes"]

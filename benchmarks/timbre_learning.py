@@ -1,0 +1,112 @@
+"""Timbre learning check (issue 5, acceptance 1).
+
+1. Training data: ``polyamp synth`` renders of the music21 corpus with FluidR3 (``--train-dir``
+   to reuse renders: a folder of Slakh-layout track folders; otherwise rendered here with
+   ``--train-minutes``). Only pieces of the ``train`` split are used.
+2. Evaluation data: the ``test``-split pieces (never trained on: splits are a hash of the piece id),
+   arranged for 2-4 instruments (``polyamp synth --splits test --parts 2-4``), rendered once with
+   FluidR3 (the training SoundFont) and once with TimGM6mb (never heard in training).
+3. ``polyamp train --model-type timbre --gin-file timbre/patch.gin`` on random 2-4-stem sub-mixes
+   of the training tracks for at most ``--budget-minutes`` of wall time on this CPU.
+4. ``polyamp eval --model-type timbre`` on both evaluation sets: family accuracy of every
+   reference note, macro-F1, per-family figures.
+
+    python benchmarks/timbre_learning.py --work-dir /tmp/timbre-check
+
+Everything goes through the installed ``polyamp`` command, exactly as a user would run it.
+Writes ``<work-dir>/timbre_learning.json`` and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FLUID = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+HELD_OUT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+
+
+def polyamp_command() -> list[str]:
+    script = Path(sys.executable).parent / "polyamp"
+    return [str(script)] if script.exists() else [shutil.which("polyamp") or "polyamp"]
+
+
+def run(arguments: list[str]) -> float:
+    print("$ polyamp", " ".join(arguments), flush=True)
+    started = time.perf_counter()
+    subprocess.run([*polyamp_command(), *arguments], check=True)
+    return time.perf_counter() - started
+
+
+def render_eval_set(folder: Path, soundfont: str, minutes: float) -> None:
+    if not (folder / "synth_manifest.json").exists():
+        run(
+            ["synth", str(folder), "--soundfont", soundfont, "--corpus", "--splits", "test", "--parts", "2-4"]
+            + ["--minutes", str(minutes), "--seed", "2"]
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, default=Path("benchmarks/results/tmp/timbre-check"))
+    parser.add_argument("--train-dir", type=Path, help="Existing Slakh-layout train split (track folders).")
+    parser.add_argument("--train-minutes", type=float, default=240.0)
+    parser.add_argument("--eval-minutes", type=float, default=20.0)
+    parser.add_argument("--budget-minutes", type=float, default=60.0)
+    parser.add_argument("--gin-file", default="timbre/patch.gin")
+    parser.add_argument("--model-id", default="patch")
+    parser.add_argument("--skip-train", action="store_true", help="Evaluate the existing checkpoint only.")
+    args = parser.parse_args()
+    work = args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+
+    train_dir = args.train_dir
+    if train_dir is None:
+        render = work / "train-fluidr3"
+        if not (render / "synth_manifest.json").exists():
+            run(
+                ["synth", str(render), "--soundfont", FLUID, "--corpus", "--minutes", str(args.train_minutes)]
+                + ["--seed", "1"]
+            )
+        train_dir = render / "train"
+    eval_sets = {"FluidR3 (training SoundFont)": work / "eval-fluidr3", "TimGM6mb (held out)": work / "eval-timgm"}
+    render_eval_set(eval_sets["FluidR3 (training SoundFont)"], FLUID, args.eval_minutes)
+    render_eval_set(eval_sets["TimGM6mb (held out)"], HELD_OUT, args.eval_minutes)
+
+    models = work / "models"
+    train_seconds = None
+    if not args.skip_train:
+        train_seconds = run(
+            ["train", "--model-type", "timbre", "--examples-path", str(train_dir), "--model-dir", str(models)]
+            + ["--model-id", args.model_id, "--gin-file", args.gin_file, "--gin-file", "datasets/slakh.gin"]
+            + ["--gin-param", "SlakhDataset.submix_probability = 1.0"]
+            + ["--gin-param", "SlakhDataset.min_submix_stems = 2", "--gin-param", "SlakhDataset.max_submix_stems = 4"]
+            + ["--gin-param", f"train.max_seconds = {args.budget_minutes * 60:.0f}", "--seed", "0"]
+        )
+    results = {"train_dir": str(train_dir), "train_seconds": train_seconds, "sets": {}}
+    for name, folder in eval_sets.items():
+        output = work / f"eval-{folder.name}.json"
+        run(
+            ["eval", "--model-type", "timbre", "--examples-path", str(folder / "test"), "--model-dir", str(models)]
+            + ["--load-id", args.model_id, "--output-json", str(output), "--overwrite"]
+        )
+        results["sets"][name] = json.loads(output.read_text())
+    (work / "timbre_learning.json").write_text(json.dumps(results, indent=1) + "\n")
+    print(f"\nstep {next(iter(results['sets'].values()))['step']}; training wall time {train_seconds or 0:.0f} s")
+    print("\n| evaluation set | tracks | notes | family accuracy | macro-F1 |\n|---|---|---|---|---|")
+    for name, report in results["sets"].items():
+        metrics = report["timbre"]
+        print(
+            f"| {name} | {report['num_examples']} | {metrics['num_notes']} | {metrics['accuracy']:.3f} "
+            f"| {metrics['macro_f1']:.3f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
