@@ -97,7 +97,8 @@ def main() -> int:
         )
         results["sets"][name] = json.loads(output.read_text())
     (work / "timbre_learning.json").write_text(json.dumps(results, indent=1) + "\n")
-    print(f"\nstep {next(iter(results['sets'].values()))['step']}; training wall time {train_seconds or 0:.0f} s")
+    wall = f"{train_seconds:.0f} s" if train_seconds else "n/a (--skip-train)"
+    print(f"\nstep {next(iter(results['sets'].values()))['step']}; training wall time {wall}")
     print("\n| evaluation set | tracks | notes | family accuracy | macro-F1 |\n|---|---|---|---|---|")
     for name, report in results["sets"].items():
         metrics = report["timbre"]
