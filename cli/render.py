@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +13,9 @@ from rich.table import Table
 
 stdout = Console()
 stderr = Console(stderr=True)
+
+PLAIN_PROGRESS_EVERY_S = 60.0
+"""When stderr is not a terminal, training writes one progress line this often (and at the last step)."""
 
 
 def _progress(*extra: Any) -> Progress:
@@ -34,13 +38,26 @@ def training_progress() -> Iterator[Callable[[int, int, dict[str, float], float]
     progress = _progress(TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"))
     task = progress.add_task("training", total=None, loss="-", rate="-")
     started = False
+    plain = not stderr.is_terminal  # a log file or a pipe: no live bar, so write a line now and then
+    last_line = float("-inf")
 
     def update(step: int, num_steps: int, losses: dict[str, float], rate: float) -> None:
-        nonlocal started
+        nonlocal started, last_line
+        loss = losses.get("total", float("nan"))
+        if plain:
+            now = time.monotonic()
+            if now - last_line >= PLAIN_PROGRESS_EVERY_S or step >= num_steps:
+                last_line = now
+                parts = " ".join(f"{name} {value:.4f}" for name, value in losses.items() if name != "total")
+                stderr.print(
+                    f"step {step}/{num_steps} loss {loss:.4f} ({parts}) {rate:.2f} steps/s",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            return
         if not started:  # draw from the first step on, once data and model are ready
             progress.start()
             started = True
-        loss = losses.get("total", float("nan"))
         progress.update(task, completed=step, total=num_steps, loss=f"{loss:.4f}", rate=f"{rate:.2f}")
 
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,9 @@ def trained_model(tmp_path_factory, polyamp_command, synthetic_tfrecord) -> Path
     )
     assert result.returncode == 0, result.stderr
     assert (model_dir / "melodic" / "cli" / "ckpt-12.index").is_file()
+    # Not a terminal: plain progress lines (first step, then every minute, last step) instead of a live bar.
+    assert re.search(r"^step 1/12 loss \d", result.stderr, re.M), result.stderr
+    assert re.search(r"^step 12/12 loss \d.* steps/s$", result.stderr, re.M), result.stderr
     return model_dir
 
 
