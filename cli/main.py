@@ -462,6 +462,7 @@ def synth(
     gin_param: GinParams = None,
 ) -> None:
     """Render MIDI files and/or music21 scores with a SoundFont into Slakh2100-layout training data."""
+    import dataclasses
     import time
 
     from polyamp.config import parse_gin
@@ -472,15 +473,12 @@ def synth(
     from .render import print_skipped, spinner
 
     parse_gin(gin_file or [], gin_param or [])
-    arrange_options = ArrangeOptions()
+    overrides: dict[str, object] = {}
     if program_strategy is not None:
-        import dataclasses
-
-        arrange_options = dataclasses.replace(arrange_options, program_strategy=program_strategy)
+        overrides["program_strategy"] = program_strategy
     if parts is not None:
-        import dataclasses
-
-        arrange_options = dataclasses.replace(arrange_options, parts_range=parse_parts_range(parts))
+        overrides["parts_range"] = parse_parts_range(parts)
+    arrange_options = dataclasses.replace(ArrangeOptions(), **overrides)
     include = [part.strip() for part in corpus_include.split(",") if part.strip()] if corpus_include else None
     started = time.perf_counter()
     with spinner(f"rendering with {soundfont.name} on Apache Beam"):
