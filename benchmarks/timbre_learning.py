@@ -1,13 +1,14 @@
 """Timbre learning check (issue 5, acceptance 1).
 
 1. Training data: ``polyamp synth`` renders of the music21 corpus with FluidR3 (``--train-dir``
-   to reuse renders: a folder of Slakh-layout track folders; otherwise rendered here with
-   ``--train-minutes``). Only pieces of the ``train`` split are used.
+   to reuse renders: a folder of Slakh-layout track folders, repeatable to pool several renders;
+   otherwise rendered here with ``--train-minutes``). Only pieces of the ``train`` split are used.
 2. Evaluation data: the ``test``-split pieces (never trained on: splits are a hash of the piece id),
    arranged for 2-4 instruments (``polyamp synth --splits test --parts 2-4``), rendered once with
    FluidR3 (the training SoundFont) and once with TimGM6mb (never heard in training).
-3. ``polyamp train --model-type timbre --gin-file timbre/patch.gin`` on random 2-4-stem sub-mixes
-   of the training tracks for at most ``--budget-minutes`` of wall time on this CPU.
+3. ``polyamp train --model-type timbre --gin-file timbre/context.gin`` on random 2-4-stem sub-mixes
+   of the training tracks for at most ``--budget-minutes`` of wall time on this CPU (decoded stems
+   kept in memory: ``SlakhDataset.audio_cache_mb``).
 4. ``polyamp eval --model-type timbre`` on both evaluation sets: family accuracy of every
    reference note, macro-F1, per-family figures.
 
@@ -51,21 +52,37 @@ def render_eval_set(folder: Path, soundfont: str, minutes: float) -> None:
         )
 
 
+def pooled_train_dir(folders: list[Path], pooled: Path) -> Path:
+    """One folder of Slakh track folders: ``folders[0]`` itself, or symlinks to the tracks of all of them."""
+    if len(folders) == 1:
+        return folders[0]
+    pooled.mkdir(parents=True, exist_ok=True)
+    for index, folder in enumerate(folders):
+        for track in sorted(path for path in folder.iterdir() if (path / "metadata.yaml").exists()):
+            link = pooled / f"r{index}-{track.name}"
+            if not link.exists():
+                link.symlink_to(track.resolve(), target_is_directory=True)
+    return pooled
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("benchmarks/results/tmp/timbre-check"))
-    parser.add_argument("--train-dir", type=Path, help="Existing Slakh-layout train split (track folders).")
+    parser.add_argument(
+        "--train-dir", type=Path, action="append", help="Existing Slakh-layout train split (track folders); repeatable."
+    )
     parser.add_argument("--train-minutes", type=float, default=240.0)
     parser.add_argument("--eval-minutes", type=float, default=20.0)
     parser.add_argument("--budget-minutes", type=float, default=60.0)
-    parser.add_argument("--gin-file", default="timbre/patch.gin")
-    parser.add_argument("--model-id", default="patch")
+    parser.add_argument("--gin-file", default="timbre/context.gin")
+    parser.add_argument("--model-id", default="context")
+    parser.add_argument("--audio-cache-mb", type=float, default=6000.0, help="Decoded stems kept in memory.")
     parser.add_argument("--skip-train", action="store_true", help="Evaluate the existing checkpoint only.")
     args = parser.parse_args()
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
 
-    train_dir = args.train_dir
+    train_dir = pooled_train_dir(args.train_dir, work / "train-pooled") if args.train_dir else None
     if train_dir is None:
         render = work / "train-fluidr3"
         if not (render / "synth_manifest.json").exists():
@@ -86,9 +103,16 @@ def main() -> int:
             + ["--model-id", args.model_id, "--gin-file", args.gin_file, "--gin-file", "datasets/slakh.gin"]
             + ["--gin-param", "SlakhDataset.submix_probability = 1.0"]
             + ["--gin-param", "SlakhDataset.min_submix_stems = 2", "--gin-param", "SlakhDataset.max_submix_stems = 4"]
+            + ["--gin-param", f"SlakhDataset.audio_cache_mb = {args.audio_cache_mb}"]
             + ["--gin-param", f"train.max_seconds = {args.budget_minutes * 60:.0f}", "--seed", "0"]
         )
-    results = {"train_dir": str(train_dir), "train_seconds": train_seconds, "sets": {}}
+    results = {
+        "train_dir": str(train_dir),
+        "train_tracks": sum(1 for path in Path(train_dir).iterdir() if (path / "metadata.yaml").exists()),
+        "gin_file": args.gin_file,
+        "train_seconds": train_seconds,
+        "sets": {},
+    }
     for name, folder in eval_sets.items():
         output = work / f"eval-{folder.name}.json"
         run(

@@ -641,3 +641,50 @@ def test_gin_configures_the_plugin(dataset_root: Path) -> None:
 
 def test_written_tree_is_readable_by_a_track_path_string(track: tuple[Path, Piece]) -> None:
     assert read_track_metadata(os.fspath(track[0])).track_id == "Track00001"
+
+
+def test_audio_cache_gives_the_same_examples_and_decodes_each_stem_once(dataset_root: Path) -> None:
+    plain = SlakhDataset(str(dataset_root), split="train", submix_probability=1.0, min_submix_stems=2, seed=3)
+    cached = SlakhDataset(
+        str(dataset_root), split="train", submix_probability=1.0, min_submix_stems=2, seed=3, audio_cache_mb=64
+    )
+    expected = [(e["id"].numpy(), e["samples"].numpy()) for e in plain.tf_dataset(shuffle_files=False).repeat(4)]
+    got = [(e["id"].numpy(), e["samples"].numpy()) for e in cached.tf_dataset(shuffle_files=False).repeat(4)]
+    assert [example_id for example_id, _ in got] == [example_id for example_id, _ in expected]
+    for (_, samples), (_, reference) in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(samples, reference)
+    stems = sum(len(track.rendered_stems) for track in cached.tracks)
+    assert cached.audio_cache.misses <= stems < cached.audio_cache.misses + cached.audio_cache.hits
+    assert plain.audio_cache.cached_bytes == 0
+    with pytest.raises(ConfigError, match="audio_cache_mb"):
+        SlakhDataset(str(dataset_root), audio_cache_mb=-1)
+
+
+def test_audio_cache_drops_the_least_recently_used_and_hands_out_read_only_arrays() -> None:
+    from polyamp.data.audio_cache import AudioCache
+
+    loads: list[str] = []
+
+    def loader(name: str, size: int):
+        def load() -> np.ndarray:
+            loads.append(name)
+            return np.full(size, len(loads), np.float32)
+
+        return load
+
+    cache = AudioCache(max_bytes=3 * 400)  # room for three 100-sample float32 arrays
+    for name in "abc":
+        cache.get(name, loader(name, 100))
+    first_a = cache.get("a", loader("a", 100))  # a hit: now b is the least recently used
+    cache.get("d", loader("d", 100))  # drops b
+    assert loads == ["a", "b", "c", "d"] and cache.cached_bytes == 1200
+    cache.get("b", loader("b", 100))  # drops c (a was used after c)
+    assert loads[-1] == "b" and cache.hits == 1 and cache.misses == 5
+    assert cache.get("a", loader("a", 100)) is first_a and cache.hits == 2
+    cache.get("c", loader("c", 100))
+    assert loads == ["a", "b", "c", "d", "b", "c"]
+    with pytest.raises(ValueError):
+        first_a[0] = 5.0
+    big = cache.get("big", loader("big", 1000))  # larger than the whole cache: returned, never kept
+    assert big.shape == (1000,) and cache.cached_bytes <= 1200
+    assert AudioCache(0).get("x", loader("x", 10)).shape == (10,)

@@ -299,6 +299,58 @@ def test_patch_only_model_sees_only_each_notes_patch_and_ignores_padding() -> No
     assert all(grad is not None for grad in grads)
 
 
+def test_note_context_shares_evidence_between_real_notes_only() -> None:
+    """timbre/context.gin's design: with context blocks a note's output depends on the other real notes
+    of its input, never on padding or on another input of the batch."""
+    import tensorflow as tf
+
+    from polyamp.models.timbre import build_timbre_model
+
+    hparams = TimbreHParams(
+        **{
+            **TINY,
+            "timbre_pooled_branch": False,
+            "timbre_patch_frames": 8,
+            "timbre_patch_bins": 24,
+            "timbre_patch_filters": (4, 8),
+            "timbre_pitch_feature": True,
+            "timbre_penultimate_fc_size": 16,
+            "timbre_final_activation": "softmax",
+            "timbre_context_layers": 2,
+            "timbre_context_heads": 2,
+        }
+    )
+    model = build_timbre_model(hparams)
+    assert sum(layer.name.endswith("_attention") for layer in model.layers) == 2
+    rng = np.random.default_rng(5)
+    spec = rng.uniform(0, 1, size=(2, 200, 229)).astype(np.float32)
+    pad = [-1.0, -1.0, -1.0]
+    notes = np.array([[[60, 0.1, 0.6], [40, 1.0, 1.9], pad, pad], [[70, 0.0, 2.0], pad, pad, pad]], np.float32)
+
+    def run(note_rows: np.ndarray, spectrogram: np.ndarray = spec) -> np.ndarray:
+        return model({"timbre_spec": spectrogram, "notes": note_rows}, training=False)["family_probs"].numpy()
+
+    probs = run(notes)
+    np.testing.assert_allclose(probs[0, :2].sum(-1), 1.0, rtol=1e-5)
+    assert np.all(probs[0, 2:] == 0) and np.all(probs[1, 1:] == 0)
+    # Padding rows (whatever their other columns) and the padded length change nothing.
+    odd_padding = notes.copy()
+    odd_padding[0, 3] = [-1, 0.5, 1.5]
+    np.testing.assert_allclose(run(odd_padding)[0, :2], probs[0, :2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run(notes[:, :2])[0, :2], probs[0, :2], rtol=1e-5, atol=1e-6)
+    # The other input of the batch is not context: batch element 1 alone gives the same output.
+    np.testing.assert_allclose(run(notes[1:], spec[1:])[0, 0], probs[1, 0], rtol=1e-5, atol=1e-6)
+    # One more real note in the input changes the first note's output: context is used.
+    more = notes.copy()
+    more[0, 2] = [52, 1.5, 1.9]
+    assert np.abs(run(more)[0, 0] - probs[0, 0]).max() > 1e-4
+    with tf.GradientTape() as tape:
+        out = model({"timbre_spec": spec, "notes": notes}, training=True)["family_probs"]
+        loss = -tf.reduce_sum(tf.math.log(out[0, :2, 3] + 1e-6))
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert all(grad is not None for grad in grads)
+
+
 def test_bad_hparams_raise_config_errors() -> None:
     from polyamp.models.timbre import build_timbre_model
 
@@ -310,6 +362,9 @@ def test_bad_hparams_raise_config_errors() -> None:
         dict(timbre_pool_size=((3, 2),)),
         dict(timbre_spec_normalize="zscore"),
         dict(timbre_pooled_branch=False),  # no patches either: the model would see no audio
+        dict(timbre_context_layers=-1),
+        dict(timbre_context_layers=1, timbre_context_heads=3),  # 3 does not divide the 16-wide penultimate layer
+        dict(timbre_context_dropout=1.0),
     ]:
         with pytest.raises(ConfigError, match="TimbreHParams"):
             build_timbre_model(TimbreHParams(**{**TINY, **bad}))
@@ -353,6 +408,12 @@ def test_gin_presets_parse() -> None:
             assert hparams.timbre_hop_length == 256
             assert hparams.timbre_conv_num_filters == filters
             assert gin.query_parameter("build_components.model_type") == "timbre"
+        with gin.unlock_config():
+            gin.clear_config()
+        parse_gin(["timbre/context.gin"])
+        hparams = TimbreHParams()
+        assert hparams.timbre_context_layers == 2 and hparams.timbre_onset_notes_only
+        assert not hparams.timbre_pooled_branch and hparams.timbre_patch_frames == 32  # from timbre/patch.gin
     finally:
         with gin.unlock_config():
             gin.clear_config()
@@ -474,6 +535,11 @@ def test_crop_notes_clip_subsample_and_pad() -> None:
         assert label.argmax() == family and label.sum() == 1
     rows, _, mask = (tensor.numpy() for tensor in crop_notes_tf(notes, 1.0, 2.0, 2))
     assert mask.tolist() == [1, 1] and rows.shape == (2, 3)
+    # Only the notes whose onset is in the crop, as evaluation crops present them.
+    rows, _, mask = (tensor.numpy() for tensor in crop_notes_tf(notes, 1.0, 2.0, 8, onsets_only=True))
+    assert mask.tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+    kept = np.array(sorted(tuple(float(value) for value in row) for row in rows[:3]))
+    np.testing.assert_allclose(kept, [(62.0, 0.2, 0.4), (64.0, 1.5, 2.0), (65.0, 0.3, 0.3)], atol=1e-5)
 
 
 def _wav_bytes(samples: np.ndarray) -> bytes:

@@ -6,6 +6,8 @@ a random subset of the rendered stems (``min_submix_stems`` to ``max_submix_stem
 those stems' notes.
 Drum notes stay ``is_drum`` (the label code skips them); ``include_drums_audio=False`` removes the
 drum stems from the audio, and their notes with them. ``examples()`` (evaluation) never submixes.
+``audio_cache_mb`` > 0 keeps decoded stems in memory (least recently used dropped first), so
+training on random sub-mixes decodes each stem file once instead of once per draw.
 
 Bad tracks (broken metadata, missing files, unreadable MIDI or audio) are skipped with a one-line
 warning and their messages kept in ``SlakhDataset.skipped``; DatasetError only if none is usable.
@@ -13,6 +15,7 @@ warning and their messages kept in ``SlakhDataset.skipped``; DatasetError only i
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,6 +24,7 @@ from typing import Any
 import gin
 import numpy as np
 
+from polyamp.data.audio_cache import AudioCache
 from polyamp.data.datasets import Example
 from polyamp.data.slakh_layout import SlakhStem, SlakhTrack, find_slakh_tracks, track_sequence
 from polyamp.errors import AudioError, ConfigError, DatasetError, PolyampError
@@ -49,6 +53,7 @@ class SlakhDataset:
         max_submix_stems: int = 0,
         include_drums_audio: bool = True,
         seed: int | None = None,
+        audio_cache_mb: float = 0.0,
     ) -> None:
         if not 0.0 <= float(submix_probability) <= 1.0:
             raise ConfigError(f"SlakhDataset.submix_probability must be in [0, 1], got {submix_probability}")
@@ -58,6 +63,8 @@ class SlakhDataset:
             raise ConfigError(
                 f"SlakhDataset.max_submix_stems must be 0 (all) or at least min_submix_stems, got {max_submix_stems}"
             )
+        if float(audio_cache_mb) < 0:
+            raise ConfigError(f"SlakhDataset.audio_cache_mb must be >= 0, got {audio_cache_mb}")
         if not examples_path:
             raise DatasetError("--examples-path is empty (expected a Slakh dataset, split or track folder)")
         self.examples_path = str(examples_path)
@@ -67,6 +74,7 @@ class SlakhDataset:
         self.max_submix_stems = int(max_submix_stems)
         self.include_drums_audio = bool(include_drums_audio)
         self.seed = seed
+        self.audio_cache = AudioCache(int(float(audio_cache_mb) * 2**20))
         self.skipped: list[str] = []
         self._bad: set[int] = set()
         self._lock = threading.Lock()
@@ -112,14 +120,14 @@ class SlakhDataset:
             count = int(rng.integers(low, high + 1))
             chosen = sorted(int(index) for index in rng.choice(len(candidates), size=count, replace=False))
             subset = [candidates[index] for index in chosen]
-            samples = _sum_stems(subset)
+            samples = _sum_stems(subset, self.audio_cache)
             if samples.size and float(np.max(np.abs(samples))) >= SILENCE_PEAK:
                 stem_ids = [stem.stem_id for stem in subset]
                 return _example(f"{track.example_id}[{'+'.join(stem_ids)}]", track_sequence(track, stem_ids), samples)
             # A silent subset would teach notes without sound: use the whole example instead.
         if len(candidates) == len(track.rendered_stems):
             return _example(track.example_id, track_sequence(track), load_audio(track.mix_path))
-        samples = _sum_stems(candidates)
+        samples = _sum_stems(candidates, self.audio_cache)
         check_audible(float(np.max(np.abs(samples))) if samples.size else 0.0, str(track.track_dir / "stems"))
         return _example(track.example_id, track_sequence(track, [stem.stem_id for stem in candidates]), samples)
 
@@ -201,20 +209,27 @@ def _example(example_id: str, sequence: Any, samples: np.ndarray) -> Example:
     return Example(example_id, sequence, np.asarray(samples, np.float32))
 
 
-def _sum_stems(stems: Sequence[SlakhStem]) -> np.ndarray:
+def _sum_stems(stems: Sequence[SlakhStem], cache: AudioCache | None = None) -> np.ndarray:
     """Sum of the stems' audio, float32 mono 16 kHz ``[num_samples]`` (the longest stem's length).
 
     Silent stems are allowed (only the sum matters); AudioError names an unreadable stem file.
+    ``cache`` keeps decoded stems for the next call.
     """
-    from polyamp.audio.decode import AudioReader
-
     parts = []
     for stem in stems:
         if stem.audio_path is None:  # read_track_metadata checks rendered stems; guard other callers
             raise AudioError(f"stem {stem.stem_id} has no audio file")
-        with AudioReader(stem.audio_path) as reader:
-            parts.append(reader.read(0, reader.num_samples))
+        read = functools.partial(_read_stem, stem.audio_path)
+        parts.append(cache.get(str(stem.audio_path), read) if cache is not None else read())
     total = np.zeros(max((len(part) for part in parts), default=0), np.float32)
     for part in parts:
         total[: len(part)] += part
     return total
+
+
+def _read_stem(path: Any) -> np.ndarray:
+    """A stem file's samples, float32 mono 16 kHz ``[num_samples]``; AudioError if unreadable."""
+    from polyamp.audio.decode import AudioReader
+
+    with AudioReader(path) as reader:
+        return reader.read(0, reader.num_samples)

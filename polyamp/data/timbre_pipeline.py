@@ -7,7 +7,8 @@ Works with any dataset plugin (``{"id", "sequence", "samples"}`` examples: NSynt
 * notes are the example's non-drum notes with a pitch in 21..108 and a family
   (:func:`~polyamp.notes.families.family_of`), shifted to the crop start and clipped to the crop
   (a note sounding across the crop start or end keeps its part inside; a zero-length note is
-  kept when it starts inside the crop);
+  kept when it starts inside the crop); with ``timbre_onset_notes_only`` only the notes that start
+  inside the crop, as evaluation crops have them;
 * at most ``timbre_max_notes`` of them (a random subset), padded to exactly ``timbre_max_notes``
   rows: padding rows are ``(-1, -1, -1)`` with all-zero labels and mask 0;
 * crops without notes are dropped.
@@ -92,20 +93,26 @@ def check_pipeline_hparams(hparams: TimbreHParams) -> None:
         raise ConfigError(f"TimbreHParams.timbre_gain_augment_db must be >= 0, got {hparams.timbre_gain_augment_db}")
 
 
-def crop_notes_tf(notes: Any, crop_start_s: Any, crop_seconds: float, max_notes: int) -> tuple[Any, Any, Any]:
+def crop_notes_tf(
+    notes: Any, crop_start_s: Any, crop_seconds: float, max_notes: int, onsets_only: bool = False
+) -> tuple[Any, Any, Any]:
     """Graph op: the notes of one crop, padded to ``max_notes`` rows.
 
     ``notes``: float32 ``[M, 4]`` (pitch, start s, end s, family) of the whole example. Returns
     ``(notes [max_notes, 3], family one-hot [max_notes, 12], mask [max_notes])``; a random subset when
-    more than ``max_notes`` notes sound in the crop.
+    more than ``max_notes`` notes sound in the crop. ``onsets_only``: only notes that start inside the
+    crop (a note sounding across the crop start is left out, as in evaluation crops).
     """
     import tensorflow as tf
 
     start = notes[:, 1] - crop_start_s
     end = notes[:, 2] - crop_start_s
-    overlaps = (start < crop_seconds) & (end > 0.0)
-    zero_length_inside = (end <= start) & (start >= 0.0) & (start < crop_seconds)
-    chosen = tf.random.shuffle(tf.where(overlaps | zero_length_inside)[:, 0])[:max_notes]
+    starts_inside = (start >= 0.0) & (start < crop_seconds)
+    if onsets_only:
+        selected = starts_inside
+    else:
+        selected = ((start < crop_seconds) & (end > 0.0)) | ((end <= start) & starts_inside)
+    chosen = tf.random.shuffle(tf.where(selected)[:, 0])[:max_notes]
     start = tf.clip_by_value(tf.gather(start, chosen), 0.0, crop_seconds)
     end = tf.clip_by_value(tf.gather(end, chosen), start, crop_seconds)
     pitch = tf.gather(notes[:, 0], chosen)
@@ -139,6 +146,7 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
     max_notes = int(hparams.timbre_max_notes)
     crops_per_example = int(hparams.crops_per_example)
     gain_db = float(hparams.timbre_gain_augment_db)
+    onsets_only = bool(hparams.timbre_onset_notes_only)
 
     def parse(example: dict[str, Any]) -> dict[str, Any]:
         return {"samples": example["samples"], "notes": sequence_notes_tf(example["sequence"])}
@@ -156,7 +164,7 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
             if gain_db > 0:
                 crop = crop * tf.pow(10.0, tf.random.uniform([], -gain_db, gain_db) / 20.0)
             note_rows, note_labels, mask = crop_notes_tf(
-                notes, tf.cast(start, tf.float32) / SAMPLE_RATE_HZ, crop_seconds, max_notes
+                notes, tf.cast(start, tf.float32) / SAMPLE_RATE_HZ, crop_seconds, max_notes, onsets_only
             )
             audio.append(crop)
             rows.append(note_rows)

@@ -111,6 +111,19 @@ def check_timbre_hparams(hparams: TimbreHParams) -> None:
         )
     if hparams.timbre_hop_length < 1:
         raise ConfigError(f"TimbreHParams.timbre_hop_length must be positive, got {hparams.timbre_hop_length}")
+    if hparams.timbre_context_layers < 0:
+        raise ConfigError(f"TimbreHParams.timbre_context_layers must be >= 0, got {hparams.timbre_context_layers}")
+    if hparams.timbre_context_layers and (
+        hparams.timbre_context_heads < 1 or hparams.timbre_penultimate_fc_size % hparams.timbre_context_heads
+    ):
+        raise ConfigError(
+            "TimbreHParams.timbre_context_heads must be >= 1 and divide timbre_penultimate_fc_size "
+            f"({hparams.timbre_penultimate_fc_size}), got {hparams.timbre_context_heads}"
+        )
+    if not 0.0 <= hparams.timbre_context_dropout < 1.0:
+        raise ConfigError(
+            f"TimbreHParams.timbre_context_dropout must be in [0, 1), got {hparams.timbre_context_dropout}"
+        )
     if not hparams.timbre_pooled_branch and hparams.timbre_patch_frames <= 0:
         raise ConfigError(
             "TimbreHParams.timbre_pooled_branch = False needs note patches (timbre_patch_frames > 0): "
@@ -359,6 +372,10 @@ def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) ->
         bias_regularizer=keras.regularizers.L2(hparams.timbre_l2_regularizer),
         name="penultimate",
     )(y)
+    for index in range(hparams.timbre_context_layers):
+        y = _note_context_block(hparams, y, notes, index)
+    if hparams.timbre_context_layers:
+        y = keras.layers.LayerNormalization(name="context_final_norm")(y)
     if hparams.timbre_fc_dropout_drop_amt > 0:
         y = keras.layers.Dropout(hparams.timbre_fc_dropout_drop_amt, name="penultimate_dropout")(y)
     probs = keras.layers.Dense(
@@ -487,6 +504,44 @@ def _patch_branch(hparams: TimbreHParams, custom: dict[str, Any], spec: Any, not
     if hparams.timbre_patch_dropout > 0:
         patch = keras.layers.Dropout(hparams.timbre_patch_dropout, name="patch_dropout")(patch)
     return patch
+
+
+def _note_context_block(hparams: TimbreHParams, y: Any, notes: Any, index: int) -> Any:
+    """One pre-norm transformer block over the real notes of each input: [B, N, D] -> [B, N, D].
+
+    Every real note attends to every real note of its input (padding neither attends nor is attended
+    to), so notes that sound alike can share their evidence. No positions are added: the note's pitch
+    and duration are already in its features, and its family does not depend on the notes' order.
+    """
+    import keras
+
+    size = hparams.timbre_penultimate_fc_size
+    dropout = hparams.timbre_context_dropout
+    pairs = keras.layers.Lambda(_note_pair_mask, name=f"context{index}_mask")(notes)
+    normed = keras.layers.LayerNormalization(name=f"context{index}_norm")(y)
+    attended = keras.layers.MultiHeadAttention(
+        num_heads=hparams.timbre_context_heads,
+        key_dim=size // hparams.timbre_context_heads,
+        dropout=dropout,
+        name=f"context{index}_attention",
+    )(normed, normed, attention_mask=pairs)
+    y = keras.layers.Add(name=f"context{index}_residual")([y, attended])
+    normed = keras.layers.LayerNormalization(name=f"context{index}_ff_norm")(y)
+    hidden = keras.layers.Dense(2 * size, activation="elu", name=f"context{index}_ff_hidden")(normed)
+    hidden = keras.layers.Dense(size, name=f"context{index}_ff_out")(hidden)
+    if dropout > 0:
+        hidden = keras.layers.Dropout(dropout, name=f"context{index}_ff_dropout")(hidden)
+    return keras.layers.Add(name=f"context{index}_ff_residual")([y, hidden])
+
+
+def _note_pair_mask(notes: Any) -> Any:
+    """bool [B, N, N]: True where both notes are real (pitch >= 0); a padded row may attend to itself
+    only, so its softmax never sees an empty row."""
+    import tensorflow as tf
+
+    real = notes[..., 0] >= 0.0
+    pairs = real[:, :, tf.newaxis] & real[:, tf.newaxis, :]
+    return pairs | tf.eye(tf.shape(notes)[1], batch_shape=[tf.shape(notes)[0]], dtype=tf.bool)
 
 
 def _real_note_indices(notes: Any) -> Any:

@@ -93,6 +93,12 @@ class TimbreHParams:
     timbre_penultimate_fc_size: int = 256
     timbre_fc_dropout_drop_amt: float = 0.0  # dropout before the output layer
     timbre_pitch_feature: bool = False  # also feed the note's pitch (scaled to [0, 1]) to the dense layers
+    # Note context (not in 2020): timbre_context_layers > 0 adds that many self-attention blocks over the
+    # notes of one input (a crop) after the penultimate layer, so a note's family can draw on the notes
+    # that sound like it (the same instrument plays many notes of a crop). 0 = each note on its own.
+    timbre_context_layers: int = 0
+    timbre_context_heads: int = 4  # attention heads; timbre_penultimate_fc_size must be a multiple of it
+    timbre_context_dropout: float = 0.0  # dropout on the attention weights and the feed-forward output
     timbre_num_classes: int = 12  # the 11 NSynth families + other
     timbre_leaky_alpha: float = 0.33  # ELU alpha
     timbre_final_activation: str = "sigmoid"  # "sigmoid" (multi-label, 2020) or "softmax" (one family per note)
@@ -107,6 +113,7 @@ class TimbreHParams:
     batch_size: int = 8
     truncated_length_secs: float = 4.0  # training crop length in seconds
     timbre_max_notes: int = 64  # notes per crop (a random subset when more)
+    timbre_onset_notes_only: bool = False  # train only on notes whose onset is in the crop (as evaluation sees them)
     crops_per_example: int = 4  # crops cut from each decoded example
     shuffle_buffer_size: int = 64
     timbre_gain_augment_db: float = 0.0  # random gain in [-x, +x] dB applied to each training crop
