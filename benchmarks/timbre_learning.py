@@ -30,6 +30,9 @@ from pathlib import Path
 
 FLUID = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 HELD_OUT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+EVAL_SETS = {"FluidR3 (training SoundFont)": "eval-fluidr3", "TimGM6mb (held out)": "eval-timgm"}
+"""Evaluation sets: report name -> folder under --work-dir (held-out pieces of 2-4 instruments)."""
+EVAL_SOUNDFONTS = {"FluidR3 (training SoundFont)": FLUID, "TimGM6mb (held out)": HELD_OUT}
 
 
 def polyamp_command() -> list[str]:
@@ -91,9 +94,9 @@ def main() -> int:
                 + ["--seed", "1"]
             )
         train_dir = render / "train"
-    eval_sets = {"FluidR3 (training SoundFont)": work / "eval-fluidr3", "TimGM6mb (held out)": work / "eval-timgm"}
-    render_eval_set(eval_sets["FluidR3 (training SoundFont)"], FLUID, args.eval_minutes)
-    render_eval_set(eval_sets["TimGM6mb (held out)"], HELD_OUT, args.eval_minutes)
+    eval_sets = {name: work / folder for name, folder in EVAL_SETS.items()}
+    for name, folder in eval_sets.items():
+        render_eval_set(folder, EVAL_SOUNDFONTS[name], args.eval_minutes)
 
     models = work / "models"
     train_seconds = None

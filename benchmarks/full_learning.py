@@ -1,0 +1,91 @@
+"""Full-model learning check (issue 5, acceptance 2): multi-instrument note F1 on held-out pieces.
+
+Uses the same data as ``timbre_learning.py`` (run that first with the same ``--work-dir``: it renders
+the evaluation sets and trains the Timbre model ``timbre/<model-id>``):
+
+1. ``polyamp train --model-type melodic`` (``--gin-file``, default ``melodic/small.gin``) on random
+   2-4-stem sub-mixes of the FluidR3 training renders, for ``--budget-minutes`` of wall time per call.
+   A second call resumes the run from its last checkpoint, so the Melodic part can be trained over
+   several sessions.
+2. ``polyamp eval --model-type full --no-load-full`` joins ``melodic/<model-id>`` and ``timbre/<model-id>``
+   and scores both evaluation sets (held-out pieces of 2-4 instruments, FluidR3 and TimGM6mb):
+   agnostic note F1, MT3-style multi-instrument onset and onset+offset F1 (counts pooled over
+   families), per-family F1 and leakage.
+
+    python benchmarks/full_learning.py --work-dir /tmp/timbre-check --train-dir synth/train
+
+Writes ``<work-dir>/full_learning.json`` and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timbre_learning import EVAL_SETS, pooled_train_dir, run  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, default=Path("benchmarks/results/tmp/timbre-check"))
+    parser.add_argument(
+        "--train-dir", type=Path, action="append", help="Slakh-layout train split (track folders); repeatable."
+    )
+    parser.add_argument("--budget-minutes", type=float, default=60.0, help="Melodic training wall time for this call.")
+    parser.add_argument("--gin-file", default="melodic/small.gin")
+    parser.add_argument("--model-id", default="context", help="Id of both parts: melodic/<id> and timbre/<id>.")
+    parser.add_argument("--audio-cache-mb", type=float, default=6000.0, help="Decoded stems kept in memory.")
+    parser.add_argument("--skip-train", action="store_true", help="Evaluate the existing checkpoints only.")
+    args = parser.parse_args()
+    work = args.work_dir
+    models = work / "models"
+    if not (models / "timbre" / args.model_id).is_dir():
+        parser.error(f"no Timbre run {models / 'timbre' / args.model_id}: run benchmarks/timbre_learning.py first")
+
+    train_seconds = None
+    if not args.skip_train:
+        if not args.train_dir:
+            parser.error("--train-dir is needed to train (or pass --skip-train)")
+        train_dir = pooled_train_dir(args.train_dir, work / "train-pooled")
+        train_seconds = run(
+            ["train", "--model-type", "melodic", "--examples-path", str(train_dir), "--model-dir", str(models)]
+            + ["--model-id", args.model_id, "--gin-file", args.gin_file, "--gin-file", "datasets/slakh.gin"]
+            + ["--gin-param", "SlakhDataset.submix_probability = 1.0"]
+            + ["--gin-param", "SlakhDataset.min_submix_stems = 2", "--gin-param", "SlakhDataset.max_submix_stems = 4"]
+            + ["--gin-param", f"SlakhDataset.audio_cache_mb = {args.audio_cache_mb}"]
+            + ["--gin-param", f"train.max_seconds = {args.budget_minutes * 60:.0f}", "--seed", "0"]
+        )
+    results: dict = {"model_id": args.model_id, "melodic_gin_file": args.gin_file, "train_seconds": train_seconds}
+    results["sets"] = {}
+    for name, folder_name in EVAL_SETS.items():
+        output = work / f"full-eval-{folder_name}.json"
+        run(
+            ["eval", "--model-type", "full", "--no-load-full", "--load-id", args.model_id, "--model-dir", str(models)]
+            + ["--examples-path", str(work / folder_name / "test"), "--output-json", str(output), "--overwrite"]
+        )
+        report = json.loads(output.read_text())
+        report.pop("per_example", None)
+        results["sets"][name] = report
+    (work / "full_learning.json").write_text(json.dumps(results, indent=1) + "\n")
+
+    columns = ["evaluation set", "melodic step", "agnostic onset F1", "multi onset F1", "multi onset+offset F1"]
+    print("\n| " + " | ".join([*columns, "leakage tracks/instrument"]) + " |")
+    print("|---|---|---|---|---|---|")
+    for name, report in results["sets"].items():
+        pooled = report["multi_instrument"]["pooled"]
+        print(
+            f"| {name} | {report['step']} | {report['average']['note_f1']:.3f} | {pooled['multi_note_f1']:.3f} "
+            f"| {pooled['multi_note_with_offsets_f1']:.3f} | {pooled.get('leakage_tracks_per_instrument', 0.0):.2f} |"
+        )
+    for name, report in results["sets"].items():
+        families = report["multi_instrument"]["per_family"]
+        row = ", ".join(f"{family} {scores.get('note_f1', 0.0):.2f}" for family, scores in families.items())
+        print(f"\nper-family onset F1, {name}: {row}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
