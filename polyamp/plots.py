@@ -45,6 +45,26 @@ def row_normalised(confusion: Any) -> np.ndarray:
     return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
 
 
+COLUMN_LABELS = {
+    "brass": "brs",
+    "flute": "flt",
+    "guitar": "gtr",
+    "keyboard": "key",
+    "mallet": "mlt",
+    "organ": "org",
+    "string": "str",
+    "synth_lead": "syn",
+    "vocal": "voc",
+    "other": "oth",
+}
+"""Short row and column labels of the instrument families, so the 12-family table fits 80 columns."""
+
+
+def column_label(label: str) -> str:
+    """The short header of ``label`` (:data:`COLUMN_LABELS`, else the label itself)."""
+    return COLUMN_LABELS.get(label, label)
+
+
 def confusion_table(
     confusion: Any,
     labels: Sequence[str],
@@ -54,7 +74,8 @@ def confusion_table(
     """A ``rich.table.Table`` of counts with each row's total and recall.
 
     Diagonal counts are green, other non-zero counts red, zeros a dim dot. With ``hide_empty``
-    the classes with no reference and no predicted count are left out.
+    the classes with no reference and no predicted count are left out. Families get short row and
+    column labels (:data:`COLUMN_LABELS`, spelled out in the caption) so twelve fit 80 columns.
     """
     from rich.table import Table
 
@@ -62,10 +83,23 @@ def confusion_table(
     kept = _kept(matrix, hide_empty)
     total = int(matrix.sum())
     accuracy = float(np.trace(matrix) / total) if total else 0.0
-    table = Table(title=title, caption=f"accuracy {accuracy:.1%} over {total} notes", header_style="bold")
-    table.add_column("reference", style="bold", no_wrap=True)
-    for index in kept:
-        table.add_column(str(labels[index]), justify="right", overflow="fold")
+    headers = [column_label(str(labels[index])) for index in kept]
+    legend = ", ".join(
+        f"{header} = {labels[index]}" for header, index in zip(headers, kept, strict=True) if header != labels[index]
+    )
+    caption = f"accuracy {accuracy:.1%} over {total} notes" + (f"\n{legend}" if legend else "")
+    table = Table(
+        title=title,
+        caption=caption,
+        header_style="bold",
+        box=None,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    table.add_column("ref", style="bold", no_wrap=True)
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True)
     table.add_column("total", justify="right")
     table.add_column("recall", justify="right")
     for row in kept:
@@ -80,7 +114,7 @@ def confusion_table(
                 cells.append(f"[red]{count}[/red]")
         row_total = int(matrix[row].sum())
         recall = f"{matrix[row, row] / row_total:.1%}" if row_total else "-"
-        table.add_row(str(labels[row]), *cells, str(row_total), recall)
+        table.add_row(column_label(str(labels[row])), *cells, str(row_total), recall)
     return table
 
 

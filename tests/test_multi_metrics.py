@@ -495,7 +495,7 @@ def test_missing_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
 def test_confusion_table_shows_counts_and_recall():
     from rich.console import Console
 
-    from polyamp.plots import confusion_table, row_normalised
+    from polyamp.plots import column_label, confusion_table, row_normalised
 
     console = Console(width=200, record=True, color_system=None)
     console.print(confusion_table(worked_confusion(), FAMILY_NAMES))
@@ -503,5 +503,16 @@ def test_confusion_table_shows_counts_and_recall():
     assert "keyboard" in text and "bass" in text and "guitar" in text
     assert "vocal" not in text  # families with no notes at all are hidden
     assert "66.7%" in text and "100.0%" in text and "accuracy 80.0% over 5 notes" in text
+    # All twelve families with four-digit counts and totals fit an 80-column terminal without wrapping.
+    narrow = Console(width=80, record=True, color_system=None)
+    full = np.full((12, 12), 300) + np.diag(np.full(12, 5000))
+    narrow.print(confusion_table(full, FAMILY_NAMES))
+    lines = narrow.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    short = {column_label(name) for name in FAMILY_NAMES}
+    rows = [line for line in lines if len(line.split()) > 1 and line.split()[0] in short and line.split()[1].isdigit()]
+    assert len(rows) == 12 and all(len(row.split()) == 15 for row in rows)  # name, 12 counts, total, recall
+    assert all(row.split()[-2:] == ["8600", "61.6%"] for row in rows)
+    assert "syn = synth_lead" in " ".join(lines)
     shares = row_normalised(worked_confusion())
     assert shares[KEYBOARD, GUITAR] == pytest.approx(1 / 3) and shares[STRING].sum() == 0.0
