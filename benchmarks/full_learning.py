@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timbre_learning import EVAL_SETS, pooled_train_dir, run  # noqa: E402
+from timbre_learning import EVAL_SETS, pooled_train_dir, run, train_arguments  # noqa: E402
 
 
 def main() -> int:
@@ -50,14 +50,7 @@ def main() -> int:
         if not args.train_dir:
             parser.error("--train-dir is needed to train (or pass --skip-train)")
         train_dir = pooled_train_dir(args.train_dir, work / "train-pooled")
-        train_seconds = run(
-            ["train", "--model-type", "melodic", "--examples-path", str(train_dir), "--model-dir", str(models)]
-            + ["--model-id", args.model_id, "--gin-file", args.gin_file, "--gin-file", "datasets/slakh.gin"]
-            + ["--gin-param", "SlakhDataset.submix_probability = 1.0"]
-            + ["--gin-param", "SlakhDataset.min_submix_stems = 2", "--gin-param", "SlakhDataset.max_submix_stems = 4"]
-            + ["--gin-param", f"SlakhDataset.audio_cache_mb = {args.audio_cache_mb}"]
-            + ["--gin-param", f"train.max_seconds = {args.budget_minutes * 60:.0f}", "--seed", "0"]
-        )
+        train_seconds = run(train_arguments("melodic", train_dir, models, args))
     results: dict = {"model_id": args.model_id, "melodic_gin_file": args.gin_file, "train_seconds": train_seconds}
     results["sets"] = {}
     for name, folder_name in EVAL_SETS.items():

@@ -55,6 +55,18 @@ def render_eval_set(folder: Path, soundfont: str, minutes: float) -> None:
         )
 
 
+def train_arguments(model_type: str, train_dir: Path, models: Path, args: argparse.Namespace) -> list[str]:
+    """``polyamp train`` arguments: random 2-4-stem sub-mixes of ``train_dir``, cached stems, a wall-time budget."""
+    return (
+        ["train", "--model-type", model_type, "--examples-path", str(train_dir), "--model-dir", str(models)]
+        + ["--model-id", args.model_id, "--gin-file", args.gin_file, "--gin-file", "datasets/slakh.gin"]
+        + ["--gin-param", "SlakhDataset.submix_probability = 1.0"]
+        + ["--gin-param", "SlakhDataset.min_submix_stems = 2", "--gin-param", "SlakhDataset.max_submix_stems = 4"]
+        + ["--gin-param", f"SlakhDataset.audio_cache_mb = {args.audio_cache_mb}"]
+        + ["--gin-param", f"train.max_seconds = {args.budget_minutes * 60:.0f}", "--seed", "0"]
+    )
+
+
 def pooled_train_dir(folders: list[Path], pooled: Path) -> Path:
     """One folder of Slakh track folders: ``folders[0]`` itself, or symlinks to the tracks of all of them."""
     if len(folders) == 1:
@@ -101,14 +113,7 @@ def main() -> int:
     models = work / "models"
     train_seconds = None
     if not args.skip_train:
-        train_seconds = run(
-            ["train", "--model-type", "timbre", "--examples-path", str(train_dir), "--model-dir", str(models)]
-            + ["--model-id", args.model_id, "--gin-file", args.gin_file, "--gin-file", "datasets/slakh.gin"]
-            + ["--gin-param", "SlakhDataset.submix_probability = 1.0"]
-            + ["--gin-param", "SlakhDataset.min_submix_stems = 2", "--gin-param", "SlakhDataset.max_submix_stems = 4"]
-            + ["--gin-param", f"SlakhDataset.audio_cache_mb = {args.audio_cache_mb}"]
-            + ["--gin-param", f"train.max_seconds = {args.budget_minutes * 60:.0f}", "--seed", "0"]
-        )
+        train_seconds = run(train_arguments("timbre", train_dir, models, args))
     results = {
         "train_dir": str(train_dir),
         "train_tracks": sum(1 for path in Path(train_dir).iterdir() if (path / "metadata.yaml").exists()),

@@ -39,6 +39,17 @@ TINY = dict(
     timbre_dropout_drop_amts=(0.0, 0.0, 0.0),
 )
 
+TINY_PATCH = dict(
+    TINY,
+    timbre_pooled_branch=False,
+    timbre_patch_frames=8,
+    timbre_patch_bins=24,
+    timbre_patch_filters=(4, 8),
+    timbre_pitch_feature=True,
+    timbre_final_activation="softmax",
+)
+"""The patch-only model (timbre/patch.gin's design), tiny."""
+
 
 def _random_notes(rng: np.random.Generator, batch: int, count: int, length_s: float) -> np.ndarray:
     """Random notes including padding, zero-length notes, notes before, across and past the map."""
@@ -261,12 +272,7 @@ def test_patch_only_model_sees_only_each_notes_patch_and_ignores_padding() -> No
 
     hparams = TimbreHParams(
         **{
-            **TINY,
-            "timbre_pooled_branch": False,
-            "timbre_patch_frames": 8,
-            "timbre_patch_bins": 24,
-            "timbre_patch_filters": (4, 8),
-            "timbre_pitch_feature": True,
+            **TINY_PATCH,
             "timbre_duration_feature": True,
             "timbre_use_batch_normalization": True,
             "timbre_final_activation": "softmax",
@@ -308,12 +314,7 @@ def test_note_context_shares_evidence_between_real_notes_only() -> None:
 
     hparams = TimbreHParams(
         **{
-            **TINY,
-            "timbre_pooled_branch": False,
-            "timbre_patch_frames": 8,
-            "timbre_patch_bins": 24,
-            "timbre_patch_filters": (4, 8),
-            "timbre_pitch_feature": True,
+            **TINY_PATCH,
             "timbre_penultimate_fc_size": 16,
             "timbre_final_activation": "softmax",
             "timbre_context_layers": 2,
