@@ -8,7 +8,7 @@ A plugin is any callable (usually a class) registered under a short name::
     @gin.configurable
     class CQTFrontend: ...
 
-Gin files choose plugins by name (``melodic_pipeline.frontend = 'cqt'``) and configure
+Gin files choose plugins by name (``build_components.frontend = 'cqt'``) and configure
 them by their gin name (``CQTFrontend.bins_per_octave = 28``). Other packages add plugins
 through the ``polyamp.plugins`` entry-point group: each entry point names a module (or a
 callable taking no arguments) that registers its plugins when loaded.
