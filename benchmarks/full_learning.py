@@ -7,7 +7,10 @@ the evaluation sets and trains the Timbre model ``timbre/<model-id>``):
    2-4-stem sub-mixes of the FluidR3 training renders, for ``--budget-minutes`` of wall time per call.
    A second call resumes the run from its last checkpoint, so the Melodic part can be trained over
    several sessions.
-2. ``polyamp eval --model-type full --no-load-full`` joins ``melodic/<model-id>`` and ``timbre/<model-id>``
+2. With ``--validation-dir`` (``polyamp synth --splits validation --parts 2-4``: pieces of neither
+   training nor evaluation), the Melodic onset threshold is chosen there by agnostic onset F1 and
+   used for the evaluation below; the evaluation pieces never choose anything.
+3. ``polyamp eval --model-type full --no-load-full`` joins ``melodic/<model-id>`` and ``timbre/<model-id>``
    and scores both evaluation sets (held-out pieces of 2-4 instruments, FluidR3 and TimGM6mb):
    agnostic note F1, MT3-style multi-instrument onset and onset+offset F1 (counts pooled over
    families), per-family F1 and leakage.
@@ -28,6 +31,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timbre_learning import EVAL_SETS, pooled_train_dir, run, train_arguments  # noqa: E402
 
 
+def validation_onset_f1(models: Path, args: argparse.Namespace, threshold: float) -> float:
+    """Agnostic note onset F1 of ``melodic/<model-id>`` on ``--validation-dir`` at ``threshold``."""
+    output = args.work_dir / f"melodic-validation-onset-{threshold}.json"
+    run(
+        ["eval", "--model-type", "melodic", "--load-id", args.model_id, "--model-dir", str(models)]
+        + ["--examples-path", str(args.validation_dir), "--output-json", str(output), "--overwrite"]
+        + ["--hparams", json.dumps({"predict_onset_threshold": threshold})]
+    )
+    return float(json.loads(output.read_text())["average"]["note_f1"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("benchmarks/results/tmp/timbre-check"))
@@ -39,6 +53,13 @@ def main() -> int:
     parser.add_argument("--model-id", default="context", help="Id of both parts: melodic/<id> and timbre/<id>.")
     parser.add_argument("--audio-cache-mb", type=float, default=6000.0, help="Decoded stems kept in memory.")
     parser.add_argument("--skip-train", action="store_true", help="Evaluate the existing checkpoints only.")
+    parser.add_argument(
+        "--validation-dir",
+        type=Path,
+        help="Slakh-layout validation split (pieces of neither training nor evaluation) on which the Melodic "
+        "onset threshold is chosen; without it the trained default (0.5) is used.",
+    )
+    parser.add_argument("--onset-thresholds", default="0.2,0.3,0.4,0.5", help="Candidates for --validation-dir.")
     args = parser.parse_args()
     work = args.work_dir
     models = work / "models"
@@ -52,12 +73,21 @@ def main() -> int:
         train_dir = pooled_train_dir(args.train_dir, work / "train-pooled")
         train_seconds = run(train_arguments("melodic", train_dir, models, args))
     results: dict = {"model_id": args.model_id, "melodic_gin_file": args.gin_file, "train_seconds": train_seconds}
+    overrides: list[str] = []
+    if args.validation_dir is not None:
+        thresholds = [float(value) for value in args.onset_thresholds.split(",")]
+        scores = {value: validation_onset_f1(models, args, value) for value in thresholds}
+        best = max(scores, key=lambda value: scores[value])
+        results["onset_threshold_validation"] = {"f1_by_threshold": scores, "chosen": best}
+        overrides = ["--hparams", json.dumps({"predict_onset_threshold": best})]
+        print(f"onset threshold chosen on {args.validation_dir}: {best} (agnostic onset F1 {scores})")
     results["sets"] = {}
     for name, folder_name in EVAL_SETS.items():
         output = work / f"full-eval-{folder_name}.json"
         run(
             ["eval", "--model-type", "full", "--no-load-full", "--load-id", args.model_id, "--model-dir", str(models)]
             + ["--examples-path", str(work / folder_name / "test"), "--output-json", str(output), "--overwrite"]
+            + overrides
         )
         report = json.loads(output.read_text())
         report.pop("per_example", None)
