@@ -84,14 +84,20 @@ class FullTranscriber:
         melodic = components.parts["melodic"]
         self.predictor = WindowedPredictor(melodic.model, melodic.frontend)
 
-    def transcribe_samples(self, samples: np.ndarray, families: str | Sequence[int] | None = None) -> FullTranscription:
-        """Transcribes float32 mono samples at 16 kHz (module docstring)."""
+    def transcribe_samples(
+        self,
+        samples: np.ndarray,
+        families: str | Sequence[int] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> FullTranscription:
+        """Transcribes float32 mono samples at 16 kHz (module docstring); ``progress(done, total)``
+        counts the Melodic part's frames."""
         from polyamp.notes.multitrack import split_sequence_by_family
         from polyamp.timbre_evaluation import label_notes
 
         allowed = allowed_families(self.components, families)
         samples = np.asarray(samples, np.float32)
-        rolls = self.predictor.predict_samples(samples)
+        rolls = self.predictor.predict_samples(samples, progress=progress)
         notes = self.components.decoder.decode(rolls.frames, rolls.onsets, rolls.offsets, rolls.velocities)
         rows = np.asarray([(note.pitch, note.start_s, note.end_s) for note in notes], np.float32).reshape(-1, 3)
         probs = (
@@ -112,10 +118,7 @@ class FullTranscriber:
 
         samples = load_audio(audio_path)
         check_audible(float(np.max(np.abs(samples))) if samples.size else 0.0, str(audio_path))
-        result = self.transcribe_samples(samples, families)
-        if progress is not None:
-            progress(result.rolls.num_frames, result.rolls.num_frames)
-        return result
+        return self.transcribe_samples(samples, families, progress=progress)
 
     def transcribe(
         self, audio_path: str | os.PathLike[str], qpm: float = 120.0, families: str | Sequence[int] | None = None

@@ -100,8 +100,10 @@ class WindowedPredictor:
                 progress(min((indices[-1] + 1) * window, total_frames), total_frames)
         return PredictedRolls(*rolls)
 
-    def predict_samples(self, samples: np.ndarray) -> PredictedRolls:
-        """Probability rolls for an in-memory float32 signal at 16 kHz."""
+    def predict_samples(
+        self, samples: np.ndarray, progress: Callable[[int, int], None] | None = None
+    ) -> PredictedRolls:
+        """Probability rolls for an in-memory float32 signal at 16 kHz; ``progress(done, total)`` in frames."""
         samples = np.asarray(samples, np.float32)
 
         def read(start: int, count: int) -> np.ndarray:
@@ -111,4 +113,4 @@ class WindowedPredictor:
                 out[lo - start : hi - start] = samples[lo:hi]
             return out
 
-        return self.predict(read, samples.shape[0])
+        return self.predict(read, samples.shape[0], progress=progress)

@@ -6,6 +6,7 @@ note of ``song-notes.mid`` with the Timbre model and writes one MIDI track per f
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,58 @@ def notes_for_labelling(notes_path: str | os.PathLike[str], audio_seconds: float
     return sequence, rows
 
 
+@dataclasses.dataclass
+class LabelledNotes:
+    """The notes of a MIDI file with their families: ``notes`` [N] (pitched notes, file order),
+    ``family_probs`` float32 [N, 12], ``notes_by_family`` ``{family index: notes}`` (a note may be in
+    several families), ``duration_s`` the audio's length in seconds."""
+
+    notes: list[Any]
+    family_probs: np.ndarray
+    notes_by_family: dict[int, list[Any]]
+    duration_s: float
+
+
+def label_notes_file(
+    components: Any,
+    audio_path: str | os.PathLike[str],
+    notes_path: str | os.PathLike[str],
+    families: str | None = None,
+) -> LabelledNotes:
+    """Labels the pitched notes of ``notes_path`` heard in ``audio_path`` with the Timbre model.
+
+    ``families`` (``"string,brass"``) restricts the families notes may be given.
+    """
+    from polyamp.audio.decode import load_audio
+    from polyamp.decode.multi_instrument import assign_families, parse_families
+    from polyamp.decode.onsets_frames import Note
+    from polyamp.timbre_evaluation import label_notes
+
+    samples = load_audio(audio_path)
+    duration_s = len(samples) / SAMPLE_RATE_HZ
+    sequence, rows = notes_for_labelling(notes_path, duration_s)
+    probabilities = np.asarray(label_notes(components, samples, rows), np.float32)
+    allowed = parse_families(families) if families else None
+    decoder = components.decoder
+    assignments = assign_families(
+        probabilities,
+        multiple_instruments_threshold=decoder.multiple_instruments_threshold,
+        best_threshold=decoder.best_threshold,
+        allowed_families=allowed,
+        keep_unassigned=decoder.keep_unassigned,
+    )
+    notes = [
+        Note(int(note.pitch), float(note.start_time), float(note.end_time), int(note.velocity or 80))
+        for note in sequence.notes
+        if not note.is_drum
+    ]
+    notes_by_family: dict[int, list[Any]] = {}
+    for note, note_families in zip(notes, assignments, strict=True):
+        for family in note_families:
+            notes_by_family.setdefault(family, []).append(note)
+    return LabelledNotes(notes, probabilities, dict(sorted(notes_by_family.items())), duration_s)
+
+
 def label_midi_notes(
     components: Any,
     audio_path: str | os.PathLike[str],
@@ -59,30 +112,8 @@ def label_midi_notes(
     ``families`` (``"string,brass"``) restricts the families notes may be given. Returns the
     number of notes written per family index.
     """
-    from polyamp.audio.decode import load_audio
-    from polyamp.decode.multi_instrument import assign_families, parse_families
-    from polyamp.decode.onsets_frames import Note
     from polyamp.notes.multitrack import write_multitrack_midi
-    from polyamp.timbre_evaluation import label_notes
 
-    samples = load_audio(audio_path)
-    sequence, rows = notes_for_labelling(notes_path, len(samples) / SAMPLE_RATE_HZ)
-    probabilities = label_notes(components, samples, rows)
-    allowed = parse_families(families) if families else None
-    decoder = components.decoder
-    assignments = assign_families(
-        probabilities,
-        multiple_instruments_threshold=decoder.multiple_instruments_threshold,
-        best_threshold=decoder.best_threshold,
-        allowed_families=allowed,
-        keep_unassigned=decoder.keep_unassigned,
-    )
-    notes_by_family: dict[int, list[Any]] = {}
-    pitched = [note for note in sequence.notes if not note.is_drum]
-    for note, note_families in zip(pitched, assignments, strict=True):
-        for family in note_families:
-            notes_by_family.setdefault(family, []).append(
-                Note(int(note.pitch), float(note.start_time), float(note.end_time), int(note.velocity or 80))
-            )
-    write_multitrack_midi(notes_by_family, Path(output_path), qpm=qpm, overwrite=overwrite)
-    return {family: len(notes) for family, notes in sorted(notes_by_family.items())}
+    labelled = label_notes_file(components, audio_path, notes_path, families)
+    write_multitrack_midi(labelled.notes_by_family, Path(output_path), qpm=qpm, overwrite=overwrite)
+    return {family: len(notes) for family, notes in labelled.notes_by_family.items()}

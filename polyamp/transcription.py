@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from collections.abc import Callable, Iterable
@@ -17,6 +18,18 @@ from typing import Any
 from polyamp.errors import AudioError, InputFileError, OutputExistsError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+
+
+@dataclasses.dataclass
+class MelodicTranscription:
+    """One file's single-track result: decoded notes and the probability rolls they came from.
+
+    ``rolls`` holds float16 [frames, 88] frames/onsets/offsets/velocities at 31.25 frames/s
+    (column ``p`` = MIDI pitch 21 + p).
+    """
+
+    notes: list[Any]
+    rolls: Any
 
 
 class TranscriptionModel:
@@ -40,12 +53,19 @@ class TranscriptionModel:
             check_audible(reader.peak, str(audio_path))
         return rolls
 
+    def transcribe_file(
+        self, audio_path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None
+    ) -> MelodicTranscription:
+        """Decoded notes and the rolls of one audio file (the model runs once for both)."""
+        rolls = self.predict_rolls(audio_path, progress=progress)
+        notes = self.components.decoder.decode(rolls.frames, rolls.onsets, rolls.offsets, rolls.velocities)
+        return MelodicTranscription(notes, rolls)
+
     def transcribe_notes(
         self, audio_path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None
     ) -> list[Any]:
         """Decoded notes (pitch, start_s, end_s, velocity) of one audio file, without building a NoteSequence."""
-        rolls = self.predict_rolls(audio_path, progress=progress)
-        return self.components.decoder.decode(rolls.frames, rolls.onsets, rolls.offsets, rolls.velocities)
+        return self.transcribe_file(audio_path, progress=progress).notes
 
     def transcribe(
         self,
