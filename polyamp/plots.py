@@ -1,14 +1,15 @@
-"""Confusion matrices for people: a rich table for the terminal and a PNG plot (matplotlib).
+"""Plots for people: confusion matrices (a rich table and a PNG) and piano rolls of transcriptions (PNG).
 
-Both take a square count matrix (rows = reference class, columns = predicted class) and its
-labels, e.g. ``timbre_metrics(...)["confusion"]`` and ``FAMILY_NAMES``. matplotlib is optional
-and imported only when a plot is asked for.
+The confusion functions take a square count matrix (rows = reference class, columns = predicted class) and its
+labels, e.g. ``timbre_metrics(...)["confusion"]`` and ``FAMILY_NAMES``; :func:`plot_piano_roll`
+takes notes grouped by track. matplotlib is optional (``pip install 'polyamp[plot]'``) and
+imported only when a plot is asked for.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,132 @@ def plot_family_confusion(result: Any, path: str | os.PathLike[str], overwrite: 
     else:
         raise ConfigError("this evaluation has no family confusion matrix to plot")
     return plot_confusion_matrix(matrix, list(FAMILY_NAMES), path, overwrite=overwrite, title=title, hide_empty=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Piano rolls of transcriptions.
+
+PIANO_ROLL_SIZE_IN = (12.0, 6.0)
+PIANO_ROLL_DPI = 100
+PIANO_ROLL_SIZE_PX = (1200, 600)
+"""Width and height in pixels of every piano-roll PNG (12 x 6 inches at 100 dpi)."""
+
+FAMILY_COLOURS = (
+    "#1f77b4",  # bass
+    "#ff7f0e",  # brass
+    "#17becf",  # flute
+    "#8c564b",  # guitar
+    "#2ca02c",  # keyboard
+    "#bcbd22",  # mallet
+    "#9467bd",  # organ
+    "#d62728",  # reed
+    "#e377c2",  # string
+    "#7f7f7f",  # synth_lead
+    "#aec7e8",  # vocal
+    "#393b79",  # other
+)
+"""One colour per family (FAMILY_NAMES order), the same in every plot."""
+
+SINGLE_TRACK_COLOUR = "#1f77b4"
+_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def require_matplotlib(purpose: str = "--plot") -> None:
+    """MissingDependencyError (one line, how to install) unless matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(
+            f"{purpose} needs matplotlib, which is not installed; run `pip install 'polyamp[plot]'` "
+            "(or `pip install matplotlib`)"
+        ) from None
+
+
+def pitch_name(pitch: int) -> str:
+    """Scientific pitch name of a MIDI pitch: 60 -> ``C4``, 21 -> ``A0``."""
+    return f"{_NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def _note_times(note: Any) -> tuple[float, float]:
+    if hasattr(note, "start_s"):
+        return float(note.start_s), float(note.end_s)
+    return float(note.start_time), float(note.end_time)
+
+
+def _pitch_limits(pitches: list[int]) -> tuple[float, float]:
+    """y range: the notes' pitches plus 2 semitones each side, at least two octaves, within MIDI 0-127."""
+    if not pitches:
+        return 20.5, 108.5
+    low, high = min(pitches) - 2, max(pitches) + 2
+    if high - low < 24:
+        centre = (low + high) / 2
+        low, high = centre - 12, centre + 12
+    return max(low, -0.5) - 0.5, min(high, 127.5) + 0.5
+
+
+def plot_piano_roll(
+    tracks: Mapping[str, Sequence[Any]],
+    path: str | os.PathLike[str],
+    duration_s: float | None = None,
+    title: str = "",
+    colours: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Writes a PNG piano roll of ``tracks`` (``{label: notes}``): time in seconds across, MIDI pitch up.
+
+    Notes are bars coloured by track (``colours[label]``, family colours by default) with a legend
+    giving each track's note count; louder notes are more opaque. The x axis spans 0 to
+    ``duration_s`` (default: the last note end), the y axis the notes' pitches (labelled at every C,
+    C4 = MIDI 60). The image is always :data:`PIANO_ROLL_SIZE_PX`. Written atomically; an existing
+    ``path`` raises OutputExistsError unless ``overwrite``. Needs matplotlib (MissingDependencyError).
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"output file already exists: {path} (use --overwrite to replace it)")
+    require_matplotlib()
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    from polyamp.notes.families import FAMILY_NAMES
+
+    palette = dict(zip(FAMILY_NAMES, FAMILY_COLOURS, strict=True))
+    palette.update(colours or {})
+    pitches = [int(note.pitch) for notes in tracks.values() for note in notes]
+    last_end = max((_note_times(note)[1] for notes in tracks.values() for note in notes), default=0.0)
+    end_s = max(float(duration_s or 0.0), last_end, 1e-3)
+
+    figure = Figure(figsize=PIANO_ROLL_SIZE_IN, dpi=PIANO_ROLL_DPI, layout="constrained")
+    axes = figure.add_subplot()
+    handles = []
+    for index, (label, notes) in enumerate(tracks.items()):
+        if not notes:
+            continue
+        colour = palette.get(label, FAMILY_COLOURS[index % len(FAMILY_COLOURS)])
+        boxes, faces = [], []
+        for note in notes:
+            start_s, stop_s = _note_times(note)
+            low, high = note.pitch - 0.4, note.pitch + 0.4
+            boxes.append(((start_s, low), (stop_s, low), (stop_s, high), (start_s, high)))
+            faces.append(to_rgba(colour, 0.35 + 0.65 * min(max(int(note.velocity), 1), 127) / 127))
+        axes.add_collection(PolyCollection(boxes, facecolors=faces, edgecolors=[to_rgba(colour)], linewidths=0.3))
+        handles.append(Patch(color=colour, label=f"{label} ({len(notes)})"))
+    low, high = _pitch_limits(pitches)
+    axes.set_xlim(0.0, end_s)
+    axes.set_ylim(low, high)
+    cs = [pitch for pitch in range(0, 128) if pitch % 12 == 0 and low <= pitch <= high]
+    axes.set_yticks(cs, [pitch_name(pitch) for pitch in cs])
+    axes.grid(axis="y", color="0.85", linewidth=0.6)
+    axes.grid(axis="x", color="0.92", linewidth=0.5)
+    axes.set_axisbelow(True)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("pitch")
+    if handles:
+        axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    else:
+        axes.text(0.5, 0.5, "no notes", transform=axes.transAxes, ha="center", va="center", color="0.5", fontsize=14)
+    axes.set_title(title or f"{len(pitches)} notes, {end_s:.1f} s", fontsize=11)
+    with atomic_output(path) as stream:
+        figure.savefig(stream, format="png", dpi=PIANO_ROLL_DPI)
+    return path
