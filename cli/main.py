@@ -214,16 +214,70 @@ def transcribe(
     model_type: ModelType = "melodic",
     load_id: LoadId = "*",
     output_dir: Annotated[
-        Optional[Path], typer.Option("--output-dir", help="Where MIDI files go (default: beside each input).")
+        Optional[Path], typer.Option("--output-dir", help="Where outputs go (default: beside each input).")
     ] = None,
     transcribed_file_suffix: Annotated[
         str,
         typer.Option(
-            "--transcribed-file-suffix", "--transcribed_file_suffix", help="Added to the input's stem before .mid."
+            "--transcribed-file-suffix",
+            "--transcribed_file_suffix",
+            help="Added to the input's stem before .mid (and .csv, .npz, .png, .wav).",
         ),
     ] = ".polyamp",
     qpm: Annotated[float, typer.Option("--qpm", help="Tempo written to the MIDI file (beats per minute).")] = 120.0,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing MIDI files.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Redo inputs whose outputs exist (default: keep existing files, skip finished inputs)."),
+    ] = False,
+    save_note_events: Annotated[
+        bool,
+        typer.Option(
+            "--save-note-events", help="Also write <stem><suffix>.csv: start_s,end_s,pitch,velocity,family,program."
+        ),
+    ] = False,
+    save_model_outputs: Annotated[
+        bool,
+        typer.Option(
+            "--save-model-outputs",
+            help="Also write <stem><suffix>.npz: frame/onset/offset/velocity rolls (frames x 88) (+ family "
+            "probabilities with --model-type full).",
+        ),
+    ] = False,
+    plot: Annotated[
+        bool,
+        typer.Option("--plot", help="Also write <stem><suffix>.png, a piano roll coloured by family (matplotlib)."),
+    ] = False,
+    sonify: Annotated[
+        bool,
+        typer.Option("--sonify", help="Also write <stem><suffix>.wav, the MIDI file rendered with FluidSynth."),
+    ] = False,
+    sonify_soundfont: Annotated[
+        Optional[Path],
+        typer.Option("--sonify-soundfont", help="SoundFont for --sonify (default: a GM SoundFont in /usr/share)."),
+    ] = None,
+    sonify_sample_rate: Annotated[
+        Optional[int], typer.Option("--sonify-sample-rate", help="Sample rate of --sonify WAV files (default 44100).")
+    ] = None,
+    onset_threshold: Annotated[
+        Optional[float],
+        typer.Option("--onset-threshold", help="Onset probability that starts a note, 0-1 (predict_onset_threshold)."),
+    ] = None,
+    frame_threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            "--frame-threshold", help="Frame probability that sustains a note, 0-1 (predict_frame_threshold)."
+        ),
+    ] = None,
+    offset_threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            "--offset-threshold", help="Offset probability that ends a note, 0-1; 0 = off (predict_offset_threshold)."
+        ),
+    ] = None,
+    minimum_note_length: Annotated[
+        Optional[float],
+        typer.Option("--minimum-note-length", help="Drop notes shorter than this many ms (min_duration_ms)."),
+    ] = None,
     notes: Annotated[
         Optional[Path],
         typer.Option("--notes", help="With --model-type timbre: a MIDI file of the notes to label (one audio input)."),
@@ -237,135 +291,69 @@ def transcribe(
     load_full: LoadFull = None,
 ) -> None:
     """Transcribe audio files to MIDI (one .mid per input): single-track (melodic) or one track per
-    family (full); --model-type timbre --notes labels given notes."""
-    from polyamp.errors import ConfigError, OutputExistsError
-    from polyamp.transcription import expand_audio_inputs, load_model, output_path_for
+    family (full); --model-type timbre --notes labels given notes. Optional note-event CSV, model-output
+    NPZ, piano-roll PNG and sonified WAV. A file that fails is reported and skipped (exit 2 at the end);
+    inputs whose outputs exist are skipped, so re-running resumes a batch (--overwrite redoes them)."""
+    from polyamp.batch_transcription import (
+        OutputOptions,
+        check_output_options,
+        load_engine,
+        merge_hparams_json,
+        open_sonifier,
+        plan_batch,
+        threshold_overrides,
+        transcribe_batch,
+    )
+    from polyamp.errors import ConfigError, InputFileError
+    from polyamp.transcription import expand_audio_inputs
 
-    from .render import transcription_progress
+    from .render import batch_progress, print_batch_summary
 
     inputs = expand_audio_inputs(audio)
+    thresholds = threshold_overrides(onset_threshold, frame_threshold, offset_threshold, minimum_note_length)
     if model_type == "timbre":
         if notes is None or len(inputs) != 1:
             raise ConfigError("--model-type timbre labels given notes: pass one audio file and --notes NOTES.mid")
-        _label_notes(
-            inputs[0],
-            notes,
-            model_dir,
-            load_id,
-            output_dir,
-            transcribed_file_suffix,
-            qpm,
-            overwrite,
-            families,
-            hparams,
-            gin_file or [],
-            gin_param or [],
-            load_full,
-        )
-        return
-    if notes is not None:
+        if thresholds:
+            raise ConfigError("the decoding thresholds are for --model-type melodic or full, not timbre")
+    elif notes is not None:
         raise ConfigError("--notes is for --model-type timbre (labelling another transcriber's notes)")
-    if families is not None and model_type != "full":
+    if families is not None and model_type == "melodic":
         raise ConfigError("--families is for multi-track output: --model-type full (or timbre with --notes)")
-    outputs = [output_path_for(path, output_dir, transcribed_file_suffix) for path in inputs]
-    if not overwrite:
-        existing = [str(path) for path in outputs if path.exists()]
-        if existing:
-            raise OutputExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
-    duplicates = {str(path) for path in outputs if outputs.count(path) > 1}
-    if duplicates:
-        raise OutputExistsError(f"two inputs would write the same file {sorted(duplicates)[0]}; use --output-dir")
-    if model_type == "full":
-        _transcribe_full(
-            inputs,
-            outputs,
-            model_dir,
-            load_id,
-            qpm,
-            overwrite,
-            families,
-            hparams,
-            gin_file or [],
-            gin_param or [],
-            load_full,
+    options = OutputOptions(
+        output_dir=output_dir,
+        suffix=transcribed_file_suffix,
+        qpm=qpm,
+        note_events=save_note_events,
+        model_outputs=save_model_outputs,
+        plot=plot,
+        sonify=sonify,
+        overwrite=overwrite,
+    )
+    check_output_options(options)
+    planned, left_out = plan_batch(inputs, options)
+    hparams_json = merge_hparams_json(hparams, thresholds)
+    sonifier = open_sonifier(options, sonify_soundfont, sonify_sample_rate)  # configuration fails before any file
+    try:
+        engine = load_engine(
+            model_type, model_dir, load_id, hparams_json, gin_file or [], gin_param or [], load_full, families, notes
         )
-        return
-    model = load_model(model_dir, model_type, load_id, hparams, gin_file or [], gin_param or [], load_full)
-    from polyamp.notes.midi import write_midi
+        with batch_progress(len(planned)) as observer:
+            report = transcribe_batch(engine, planned, options, sonifier, observer, left_out)
+    except KeyboardInterrupt:
+        from .errors import fail
 
-    with transcription_progress() as progress:
-        for path, destination in zip(inputs, outputs, strict=False):
-            notes = model.transcribe_notes(path, progress=progress.callback_for(path.name))
-            write_midi(notes, destination, qpm=qpm, overwrite=overwrite)
-            progress.log(f"{path} -> {destination} ({len(notes)} notes)")
-
-
-def _transcribe_full(
-    inputs: list[Path],
-    outputs: list[Path],
-    model_dir: Path,
-    load_id: str,
-    qpm: float,
-    overwrite: bool,
-    families: Optional[str],
-    hparams: Optional[str],
-    gin_files: list[str],
-    gin_params: list[str],
-    load_full: Optional[bool],
-) -> None:
-    """The Full mode of ``transcribe``: one multi-track MIDI file (a named track per family) per input."""
-    from polyamp.decode.multi_instrument import parse_families
-    from polyamp.full_transcription import load_full_transcriber
-    from polyamp.notes.families import FAMILY_NAMES
-    from polyamp.notes.multitrack import write_multitrack_midi
-
-    from .render import transcription_progress
-
-    if families:
-        parse_families(families)  # a misspelt family fails before any work
-    transcriber = load_full_transcriber(model_dir, load_id, hparams, gin_files, gin_params, load_full)
-    with transcription_progress() as progress:
-        for path, destination in zip(inputs, outputs, strict=True):
-            result = transcriber.transcribe_file(path, families, progress=progress.callback_for(path.name))
-            write_multitrack_midi(result.notes_by_family, destination, qpm=qpm, overwrite=overwrite)
-            tracks = ", ".join(
-                f"{FAMILY_NAMES[family]} {len(notes)}" for family, notes in result.notes_by_family.items()
-            )
-            progress.log(f"{path} -> {destination} ({len(result.notes)} notes; {tracks or 'no tracks'})")
-
-
-def _label_notes(
-    audio_path: Path,
-    notes: Path,
-    model_dir: Path,
-    load_id: str,
-    output_dir: Optional[Path],
-    suffix: str,
-    qpm: float,
-    overwrite: bool,
-    families: Optional[str],
-    hparams: Optional[str],
-    gin_files: list[str],
-    gin_params: list[str],
-    load_full: Optional[bool] = None,
-) -> None:
-    """The timbre-only mode of ``transcribe``: split ``notes`` into family tracks."""
-    from polyamp.decode.multi_instrument import parse_families
-    from polyamp.errors import OutputExistsError
-    from polyamp.loading import load_components
-    from polyamp.notes.families import FAMILY_NAMES
-    from polyamp.timbre_labelling import label_midi_notes
-    from polyamp.transcription import output_path_for
-
-    if families:
-        parse_families(families)  # a misspelt family fails before any work
-    destination = output_path_for(audio_path, output_dir, suffix)
-    if destination.exists() and not overwrite:
-        raise OutputExistsError(f"{destination} exists; pass --overwrite to replace it")
-    components, _ = load_components(model_dir, "timbre", load_id, hparams, gin_files, gin_params, load_full)
-    counts = label_midi_notes(components, audio_path, notes, destination, families, qpm, overwrite)
-    tracks = ", ".join(f"{FAMILY_NAMES[family]} {count}" for family, count in counts.items())
-    typer.echo(f"{audio_path} + {notes} -> {destination} ({tracks})")
+        fail("interrupted; run the same command again to resume (finished files are skipped)", 130)
+    finally:
+        if sonifier is not None:
+            sonifier.close()
+    print_batch_summary(report)
+    if report.failed:
+        if len(report.failed) == 1:
+            failed = report.failed[0]
+            named = failed.audio.name in failed.error
+            raise InputFileError(failed.error if named else f"{failed.audio}: {failed.error}")
+        raise InputFileError(f"{len(report.failed)} of {len(report.results)} files failed (listed above)")
 
 
 PipelineOptions = Annotated[

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -117,27 +118,96 @@ def print_evaluation(result: Any) -> None:
     stdout.print(f"metrics JSON: {result.output_json}")
 
 
-class _TranscriptionProgress:
-    def __init__(self, progress: Progress) -> None:
+class _BatchProgress:
+    """Rich progress for ``polyamp transcribe``: one bar for the batch (files), one per file (frames),
+    and a line per file (written, skipped or failed). Implements ``polyamp.batch_transcription.BatchObserver``."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
         self.progress = progress
+        self.batch_task = progress.add_task("files", total=total)
+        self.file_task: Any = None
 
-    def callback_for(self, name: str) -> Callable[[int, int], None]:
-        task = self.progress.add_task(name, total=None)
+    def started(self, audio: Any, index: int, total: int) -> Callable[[int, int], None]:
+        name = audio.name if len(audio.name) <= 40 else audio.name[:37] + "..."
+        self.file_task = self.progress.add_task(f"  {name}", total=None)
+        task = self.file_task
 
-        def update(done: int, total: int) -> None:
-            self.progress.update(task, completed=done, total=total)
+        def update(done: int, total_frames: int) -> None:
+            self.progress.update(task, completed=done, total=total_frames)
 
         return update
 
-    def log(self, message: str) -> None:
-        self.progress.console.print(message)
+    def finished(self, result: Any) -> None:
+        if self.file_task is not None:
+            self.progress.remove_task(self.file_task)
+            self.file_task = None
+        self.progress.advance(self.batch_task)
+        console = self.progress.console
+        if result.status == "failed":
+            console.print(
+                f"failed: {result.audio}: {result.error}", style="red", markup=False, highlight=False, soft_wrap=True
+            )
+        elif result.status == "skipped":
+            console.print(
+                f"skipped {result.audio}: its outputs exist (--overwrite redoes it)",
+                style="dim",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            console.print(_written_line(result), markup=False, highlight=False, soft_wrap=True)
+
+
+def _written_line(result: Any) -> str:
+    """``song.wav -> song.polyamp.mid (42 notes; keyboard 30, bass 12) + .csv .png``."""
+    tracks = result.tracks
+    if list(tracks) == ["notes"]:
+        counts = f"{result.num_notes} notes"
+    else:
+        per_track = ", ".join(f"{name} {count}" for name, count in tracks.items())
+        counts = f"{result.num_notes} notes; {per_track or 'no tracks'}"
+    midi = next(path for path in result.written + result.kept if path.suffix == ".mid")
+    line = f"{result.audio} -> {midi} ({counts})"
+    extras = [path.suffix for path in result.written if path != midi]
+    if extras:
+        line += " + " + " ".join(extras)
+    if result.kept:
+        line += f"; kept existing {' '.join(path.suffix for path in result.kept)}"
+    return line
 
 
 @contextlib.contextmanager
-def transcription_progress() -> Iterator[_TranscriptionProgress]:
+def batch_progress(total: int) -> Iterator[_BatchProgress]:
+    """Yields the observer that draws the batch and per-file bars of ``total`` files (on stderr)."""
     progress = _progress()
     with progress:
-        yield _TranscriptionProgress(progress)
+        yield _BatchProgress(progress, total)
+
+
+def print_batch_summary(report: Any) -> None:
+    """Counts of written / skipped / failed files (stdout) and a table of the failed files with their reason."""
+    if report.left_out:
+        names = ", ".join(str(path) for path in report.left_out[:5]) + (" ..." if len(report.left_out) > 5 else "")
+        stdout.print(
+            f"left out {len(report.left_out)} input(s) that are --sonify outputs of other inputs: {names}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    stdout.print(
+        f"transcribed {len(report.written)}, skipped {len(report.skipped)} (outputs exist), "
+        f"failed {len(report.failed)} of {len(report.results)} file(s)",
+        highlight=False,
+    )
+    if not report.failed:
+        return
+    table = Table(title=f"{len(report.failed)} file(s) failed", title_justify="left", show_lines=False)
+    table.add_column("file", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for result in report.failed:
+        table.add_row(Text(str(result.audio)), Text(result.error))
+    stdout.print(table)
 
 
 @contextlib.contextmanager
