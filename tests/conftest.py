@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,3 +44,61 @@ def polyamp_command() -> list[str]:
     if found is None:
         pytest.fail("the polyamp console script is not installed; run `make test`")
     return [found]
+
+
+@pytest.fixture(scope="session")
+def trained_model(
+    tmp_path_factory: pytest.TempPathFactory, polyamp_command: list[str], synthetic_tfrecord: Path
+) -> Path:
+    """A model folder holding melodic/cli/ckpt-12: the tiny preset trained 12 steps through the CLI
+    (decoding frame threshold 0.45). Shared by every test module that transcribes."""
+    model_dir = tmp_path_factory.mktemp("models")
+    command = polyamp_command + [
+        "train",
+        "--model-type",
+        "melodic",
+        "--examples-path",
+        str(synthetic_tfrecord),
+        "--model-dir",
+        str(model_dir),
+        "--model-id",
+        "cli",
+        "--gin-file",
+        "melodic/tiny.gin",
+        "--num-steps",
+        "12",
+        "--hparams",
+        '{"predict_frame_threshold": 0.45}',
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (model_dir / "melodic" / "cli" / "ckpt-12.index").is_file()
+    # Not a terminal: plain progress lines (first step, then every minute, last step) instead of a live bar.
+    assert re.search(r"^step 1/12 loss \d", result.stderr, re.M), result.stderr
+    assert re.search(r"^step 12/12 loss \d.* steps/s$", result.stderr, re.M), result.stderr
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One 3 s WAV of synthesised tones (16 kHz) with its MIDI beside it."""
+    from polyamp.data.synthetic import write_synthetic_folder
+
+    folder = tmp_path_factory.mktemp("clip")
+    write_synthetic_folder(folder, num_examples=1, duration_s=3.0, seed=9)
+    return next(folder.glob("*.wav"))
+
+
+LOW_THRESHOLDS = {"predict_onset_threshold": 0.05, "predict_frame_threshold": 0.05, "predict_offset_threshold": 0.0}
+"""Decoding thresholds at which the briefly trained model finds notes in ``clip``."""
+
+
+@pytest.fixture(scope="session")
+def sensitive_model(trained_model: Path):
+    """``trained_model`` restored in-process (a TranscriptionModel) with :data:`LOW_THRESHOLDS`."""
+    import json
+
+    import polyamp
+
+    return polyamp.load_model(trained_model, "melodic", "cli", hparams=json.dumps(LOW_THRESHOLDS))
