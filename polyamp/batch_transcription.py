@@ -31,6 +31,16 @@ Rules:
   raise before any file is transcribed.
 * An input that is the would-be ``.wav`` output of another input (a sonification written by an
   earlier ``--sonify`` run into the input folder) is left out of the batch.
+
+Library use (``polyamp transcribe`` does the same, with progress bars)::
+
+    from polyamp.batch_transcription import OutputOptions, load_engine, plan_batch, transcribe_batch
+    from polyamp.transcription import expand_audio_inputs
+
+    options = OutputOptions(output_dir=Path("out"), note_events=True, plot=True)
+    planned, _ = plan_batch(expand_audio_inputs(["recordings/"]), options)
+    report = transcribe_batch(load_engine("melodic", "models", "my-run"), planned, options)
+    failed = {result.audio: result.error for result in report.failed}
 """
 
 from __future__ import annotations
