@@ -207,14 +207,9 @@ def merge_hparams_json(hparams_json: str | None, overrides: dict[str, Any]) -> s
     """``--hparams`` JSON with ``overrides`` on top (they win); None when both are empty."""
     if not overrides:
         return hparams_json
-    merged: dict[str, Any] = {}
-    if hparams_json:
-        try:
-            merged = json.loads(hparams_json)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"--hparams is not valid JSON ({error.msg}): {hparams_json!r}") from None
-        if not isinstance(merged, dict):
-            raise ConfigError(f"--hparams must be a JSON object such as '{{\"fc_size\": 256}}', got {hparams_json!r}")
+    from polyamp.config import load_hparams_object
+
+    merged = load_hparams_object(hparams_json) if hparams_json else {}
     merged.update(overrides)
     return json.dumps(merged)
 

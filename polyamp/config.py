@@ -142,16 +142,22 @@ def hparams_owner(model_type: str, name: str) -> type:
     raise ConfigError(f"unknown hparam {name!r} for the {model_type} model")
 
 
-def parse_hparams_json(model_type: str, hparams_json: str | None) -> dict[str, Any]:
-    """Validates ``--hparams`` JSON for ``model_type``; returns ``{name: typed value}``."""
-    if not hparams_json:
-        return {}
+def load_hparams_object(hparams_json: str) -> dict[str, Any]:
+    """``--hparams`` text as a JSON object (names not yet checked); ConfigError when it is not one."""
     try:
         overrides = json.loads(hparams_json)
     except json.JSONDecodeError as error:
         raise ConfigError(f"--hparams is not valid JSON ({error.msg}): {hparams_json!r}") from None
     if not isinstance(overrides, dict):
         raise ConfigError(f"--hparams must be a JSON object such as '{{\"fc_size\": 256}}', got {hparams_json!r}")
+    return overrides
+
+
+def parse_hparams_json(model_type: str, hparams_json: str | None) -> dict[str, Any]:
+    """Validates ``--hparams`` JSON for ``model_type``; returns ``{name: typed value}``."""
+    if not hparams_json:
+        return {}
+    overrides = load_hparams_object(hparams_json)
     fields = {}
     for owner in reversed(hparams_owners(model_type)):  # the first owner wins a shared name
         fields.update({field.name: field for field in dataclasses.fields(owner)})
