@@ -270,6 +270,7 @@ def parse_gin(
     load_builtin_plugins()  # every configurable must be registered before parsing
     for module in CONFIGURABLE_MODULES:
         importlib.import_module(module)
+    _guard_gin_package_lookup()
     for path in gin_search_paths():
         gin.add_config_file_search_path(path)
     # gin logs "Path not found" for every search-path entry an include misses before it hits;
@@ -281,6 +282,29 @@ def parse_gin(
         _parse_all(default_files, operative_config, gin_files, gin_params, base_bindings)
     finally:
         root_logger.setLevel(previous_level)
+
+
+def _guard_gin_package_lookup() -> None:
+    """Makes gin's package-resource lookup of an include safe in any working directory.
+
+    For ``include 'models/melodic.gin'`` gin also asks whether ``models`` is an importable package.
+    A ``models/`` folder without ``__init__.py`` in the working directory (``--model-dir models``
+    makes one) is a namespace package with no file, and gin 0.5 then raises TypeError instead of
+    trying the next search path. The guarded check treats that case as "not found".
+    """
+    from gin import config as gin_config
+    from gin import resource_reader
+
+    def package_file_exists(config_path: str) -> bool:
+        try:
+            return resource_reader.system_path_file_exists(config_path)
+        except TypeError:
+            return False
+
+    readers = gin_config._FILE_READERS  # gin has no public way to replace a registered check
+    for index, (reader, exists) in enumerate(readers):
+        if exists is resource_reader.system_path_file_exists:
+            readers[index] = (reader, package_file_exists)
 
 
 def _parse_all(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gin
 import pytest
 
@@ -46,6 +48,16 @@ def test_builtin_gin_files_are_found_by_name() -> None:
         assert name in names
         assert resolve_gin_file(name).endswith(name)
     assert resolve_gin_file("melodic/tiny").endswith("melodic/tiny.gin")
+
+
+def test_gin_includes_resolve_beside_a_models_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--model-dir models` leaves a models/ folder in the working directory; gin must not take it
+    # for the package of `include 'models/melodic.gin'`.
+    (tmp_path / "models" / "melodic").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    parse_gin(["melodic/small.gin"], [])
+    assert gin.query_parameter("MelodicHParams.fc_size") == 256
 
 
 def test_presets_and_overrides_reach_the_hparams() -> None:
