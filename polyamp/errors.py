@@ -53,6 +53,25 @@ class CheckpointError(PolyampError):
     exit_code = 4
 
 
+class OutputError(PolyampError, OSError):
+    """An output cannot be written: a read-only or missing folder, a full disk, a path through a file.
+
+    Also an :class:`OSError` (with the ``errno`` and ``strerror`` of the failure), so code that
+    handles operating-system write failures keeps handling it; ``str()`` is the one-line message.
+    """
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        code, strerror = getattr(cause, "errno", None), getattr(cause, "strerror", None)
+        if isinstance(code, int):
+            OSError.__init__(self, code, strerror or message)
+        else:
+            OSError.__init__(self, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class OutputExistsError(PolyampError):
     """An output file already exists and ``--overwrite`` was not given."""
 

@@ -11,6 +11,7 @@ Magenta's MAESTRO TFRecords:
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pathlib
@@ -18,7 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from polyamp.errors import DatasetError, PolyampError
+from polyamp.errors import DatasetError
 
 if TYPE_CHECKING:
     from note_seq.protobuf.music_pb2 import NoteSequence
@@ -79,21 +80,22 @@ def write_tfrecord(path: str | os.PathLike[str], serialized_examples: Iterable[b
     """
     import tensorflow as tf
 
+    from polyamp.fileio import output_error
+
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}{TMP_MARKER}{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with tf.io.TFRecordWriter(str(tmp)) as writer:
             for record in serialized_examples:
                 writer.write(record)
         os.replace(tmp, path)
-    except tf.errors.OpError as error:
-        raise PolyampError(f"cannot write TFRecord file {path}: {error.message}") from error
-    except OSError as error:
-        raise PolyampError(f"cannot write TFRecord file {path}: {error.strerror or error}") from error
+    except (tf.errors.OpError, OSError) as error:
+        raise output_error(path, error, "TFRecord file") from error
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            if tmp.exists():
+                tmp.unlink()
     return path
 
 

@@ -12,7 +12,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from polyamp.errors import ConfigError, MidiError, OutputExistsError, PolyampError
+from polyamp.errors import ConfigError, MidiError, OutputError, OutputExistsError
 
 if TYPE_CHECKING:
     from note_seq.protobuf.music_pb2 import NoteSequence
@@ -69,7 +69,7 @@ def write_midi(
     if not qpm or qpm <= 0 or qpm != qpm:
         raise ConfigError(f"qpm must be a positive number of quarter notes per minute, got {qpm}")
     if path.is_dir():
-        raise PolyampError(f"cannot write MIDI file {path}: it is a directory")
+        raise OutputError(f"cannot write MIDI file {path}: it is a directory")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"output file already exists: {path} (use --overwrite to replace it)")
 
@@ -78,13 +78,13 @@ def write_midi(
     except Exception as error:
         raise MidiError(f"cannot convert the notes to MIDI for {path}: {error}") from error
 
-    from polyamp.fileio import atomic_output
+    from polyamp.fileio import atomic_output, output_error
 
     try:
         with atomic_output(path) as handle:
             pretty.write(handle)
     except OSError as error:
-        raise PolyampError(f"cannot write MIDI file {path}: {error.strerror or error}") from error
+        raise output_error(path, error, "MIDI file") from error
     return path
 
 
