@@ -148,6 +148,8 @@ def load_hparams_object(hparams_json: str) -> dict[str, Any]:
         overrides = json.loads(hparams_json)
     except json.JSONDecodeError as error:
         raise ConfigError(f"--hparams is not valid JSON ({error.msg}): {hparams_json!r}") from None
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        raise ConfigError(f"--hparams is nested too deeply to be hyper-parameters: {hparams_json[:60]!r}...") from None
     if not isinstance(overrides, dict):
         raise ConfigError(f"--hparams must be a JSON object such as '{{\"fc_size\": 256}}', got {hparams_json!r}")
     return overrides

@@ -1,11 +1,13 @@
 """Decode audio files to float32 mono at 16 kHz, whole or in bounded-memory blocks.
 
-tensorflow-io (``tfio.audio.AudioIOTensor``) is the decoder for WAV, FLAC, MP3 and OGG Vorbis; it reads
-lazily, so :class:`AudioReader` decodes only the source range a caller asks for. ``soundfile`` is used only
-for WAV files that tfio's WAV reader gets wrong or cannot open (32-bit integer PCM, which tfio returns as
-float garbage; 64-bit float; mu-law/A-law; RF64; odd-sized chunks before the data). Channels are averaged
-to mono and the signal is resampled with ``scipy.signal.resample_poly`` (exact rational ratio, e.g. up 160 /
-down 441 for 44.1 kHz), block by block with a margin of source samples so that the blocks join exactly.
+tensorflow-io (``tfio.audio.AudioIOTensor``) is the decoder for WAV, MP3 and OGG Vorbis; it reads
+lazily, so :class:`AudioReader` decodes only the source range a caller asks for. ``soundfile`` (libsndfile,
+which seeks too) decodes FLAC, because tfio 0.37's FLAC reader can loop forever on a corrupt file (found
+by tests/test_fuzz_readers.py; libsndfile reports "lost sync" at once), and the WAV files that tfio's WAV
+reader gets wrong or cannot open (32-bit integer PCM, which tfio returns as float garbage; 64-bit float;
+mu-law/A-law; RF64; odd-sized chunks before the data). Channels are averaged to mono and the signal is
+resampled with ``scipy.signal.resample_poly`` (exact rational ratio, e.g. up 160 / down 441 for 44.1 kHz),
+block by block with a margin of source samples so that the blocks join exactly.
 
 Every problem a user can cause (missing file, a directory, an unsupported extension, an empty, truncated,
 corrupt or non-audio file, no samples, silence) raises :class:`polyamp.errors.AudioError` with one line that
@@ -65,6 +67,11 @@ _TFIO_WAV_ENCODINGS = {
 }
 # Chunks scanned for 'data' before a RIFF file is declared corrupt (real files have a handful).
 _MAX_WAV_CHUNKS = 10_000
+# Header facts beyond these are corruption (see _stream_problem).
+_MIN_RATE_HZ = 1_000
+_MAX_RATE_HZ = 768_000
+_MAX_CHANNELS = 256
+_MAX_SAMPLES_PER_BYTE = 4096
 # tfio.audio.resample delays its output by this many samples of the lower of the two rates.
 _TFIO_RESAMPLE_DELAY = 32
 
@@ -332,7 +339,8 @@ def _open_tfio(path: str, kind: str) -> _TfioFile:
             num_frames, num_channels = (int(v) for v in tensor.shape.numpy())
             opened = _TfioFile(tensor, num_frames, num_channels, int(tensor.rate.numpy()), object())
             _TFIO.owner = opened.token
-            return opened
+    except UnicodeDecodeError as error:  # tfio's error text quotes undecodable bytes of the file
+        raise AudioError(f"Audio file '{path}' is not a valid {kind} file or is corrupt (unreadable header)") from error
     except tf.errors.OpError as error:
         detail = _first_line(error)
         if "unknown file type" in detail:
@@ -342,6 +350,12 @@ def _open_tfio(path: str, kind: str) -> _TfioFile:
         else:
             problem = f"is not a valid {kind} file or is corrupt ({detail})"
         raise AudioError(f"Audio file '{path}' {problem}") from error
+    if opened.sample_rate_hz <= 0 or opened.num_channels <= 0:
+        raise AudioError(
+            f"Audio file '{path}' is corrupt (its {kind} header gives {opened.num_channels} channels at "
+            f"{opened.sample_rate_hz} Hz)"
+        )
+    return opened
 
 
 class _TfioSource(_Source):
@@ -366,7 +380,7 @@ class _TfioSource(_Source):
                     self._opened.tensor = tfio.audio.AudioIOTensor(self.path)
                     _TFIO.owner = self._opened.token
                 raw = self._opened.tensor[start:stop].numpy()
-        except tf.errors.OpError as error:
+        except (tf.errors.OpError, UnicodeDecodeError) as error:
             raise AudioError(
                 f"Audio file '{self.path}' is truncated or corrupt (decoding failed between "
                 f"{start / self.sample_rate_hz:.2f} s and {stop / self.sample_rate_hz:.2f} s: "
@@ -395,11 +409,12 @@ def _to_float32(raw: np.ndarray) -> np.ndarray:
 
 
 class _SoundfileSource(_Source):
-    """Fallback for WAV files tfio cannot decode correctly; seeks, so reads stay bounded too."""
+    """libsndfile: FLAC, and WAV files tfio cannot decode correctly; seeks, so reads stay bounded too."""
 
-    def __init__(self, path: str, handle: Any) -> None:
+    def __init__(self, path: str, handle: Any, strict: bool = False) -> None:
         self.path = path
         self._handle = handle
+        self._strict = strict  # a short read is an error (FLAC) rather than a truncated tail to pad (WAV)
         self.sample_rate_hz = int(handle.samplerate)
         self.num_channels = int(handle.channels)
         self.num_frames = int(handle.frames)
@@ -415,6 +430,12 @@ class _SoundfileSource(_Source):
                 f"Audio file '{self.path}' is truncated or corrupt (decoding failed at "
                 f"{start / self.sample_rate_hz:.2f} s: {_first_line(error)})"
             ) from error
+        if frames.shape[0] < stop - start and self._strict:
+            raise AudioError(
+                f"Audio file '{self.path}' is truncated or corrupt (decoding stopped at "
+                f"{(start + frames.shape[0]) / self.sample_rate_hz:.2f} s of "
+                f"{self.num_frames / self.sample_rate_hz:.2f} s)"
+            )
         if frames.shape[0] < stop - start:  # fewer frames than announced: pad the missing tail
             frames = np.concatenate([frames, np.zeros((stop - start - frames.shape[0], self.num_channels), np.float32)])
         return self._checked(frames, start)
@@ -436,13 +457,63 @@ def _open_soundfile(path: str, why: str) -> _Source:
     return _SoundfileSource(path, handle)
 
 
+def _open_flac(path: str) -> _Source:
+    """A FLAC file through libsndfile; a file it cannot open or that decodes short is an AudioError."""
+    import soundfile
+
+    try:
+        handle = soundfile.SoundFile(path)
+    except Exception as error:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+        raise AudioError(
+            f"Audio file '{path}' is not a valid FLAC file or is corrupt ({_first_line(error)})"
+        ) from error
+    if handle.format != "FLAC" or handle.samplerate <= 0 or handle.channels <= 0:
+        handle.close()
+        raise AudioError(f"Audio file '{path}' is not a valid FLAC file (libsndfile reads it as {handle.format})")
+    return _SoundfileSource(path, handle, strict=True)
+
+
 def _open_source(path: str | os.PathLike) -> _Source:
     """Validate ``path`` and open the right decoder; every failure is an AudioError naming the file."""
     path_str = _check_path(path)
+    source = _open_decoder(path_str)
+    problem = _stream_problem(source, os.path.getsize(path_str))
+    if problem:
+        source.close()
+        raise AudioError(f"Audio file '{path_str}' is corrupt ({problem})")
+    return source
+
+
+def _stream_problem(source: _Source, file_size: int) -> str | None:
+    """Why a decoder's header facts cannot be true (a corrupt header), or None.
+
+    A rate outside 1-768 kHz or more than 256 channels is refused (resampling from an absurd rate would
+    design a filter of millions of taps); so is a length no file of this size can hold, even compressed
+    (at most 4096 samples per byte; real FLAC, MP3 and Vorbis stay far below), which would otherwise be
+    allocated whole.
+    """
+    if not _MIN_RATE_HZ <= source.sample_rate_hz <= _MAX_RATE_HZ:
+        return f"its header gives a sample rate of {source.sample_rate_hz} Hz; supported: 1 kHz to 768 kHz"
+    if not 1 <= source.num_channels <= _MAX_CHANNELS:
+        return f"its header gives {source.num_channels} channels; supported: 1 to {_MAX_CHANNELS}"
+    if source.num_frames * source.num_channels > max(file_size, 1) * _MAX_SAMPLES_PER_BYTE:
+        return f"its header announces {source.num_frames} frames, more than a file of {file_size} bytes can hold"
+    return None
+
+
+def _open_decoder(path_str: str) -> _Source:
     extension = os.path.splitext(path_str)[1].lower()
     if extension in _WAV_EXTENSIONS:
         return _open_wav(path_str)
-    kind = {".flac": "FLAC", ".mp3": "MP3"}.get(extension, "OGG Vorbis")
+    if extension == ".flac":
+        source = _open_flac(path_str)
+        if source.num_frames <= 0:
+            source.close()
+            raise AudioError(
+                f"Audio file '{path_str}' contains no decodable audio (0 samples; it may be truncated or corrupt)"
+            )
+        return source
+    kind = {".mp3": "MP3"}.get(extension, "OGG Vorbis")
     opened = _open_tfio(path_str, kind)
     if opened.num_frames <= 0:
         raise AudioError(
@@ -632,7 +703,13 @@ def load_audio(path: str | os.PathLike, sample_rate_hz: int = SAMPLE_RATE_HZ) ->
     Raises AudioError for every unusable file, including silent audio (peak below -80 dBFS).
     """
     with AudioReader(path, sample_rate_hz) as reader:
-        samples = reader.read(0, reader.num_samples)
+        try:
+            samples = reader.read(0, reader.num_samples)
+        except MemoryError:
+            raise AudioError(
+                f"Audio file '{reader.path}' is too long to decode into memory at once "
+                f"({reader.duration_s / 3600:.1f} hours); read it in blocks with AudioReader"
+            ) from None
         check_audible(reader.peak, reader.path)
     return samples
 

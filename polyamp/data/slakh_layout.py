@@ -250,10 +250,20 @@ def _find_audio(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def _short_repr(value: Any) -> str:
+    """``repr`` cut to a few items and characters: YAML aliases can make a value of a billion elements
+    out of a few lines (each repeated alias is the same object), which a plain repr would spell out."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 2, 4, 4, 40, 40
+    return short.repr(value)
+
+
 def _metadata_bool(value: Any, path: Path, what: str) -> bool:
     if isinstance(value, bool):
         return value
-    raise DatasetError(f"bad {path}: {what} must be true or false, got {value!r}")
+    raise DatasetError(f"bad {path}: {what} must be true or false, got {_short_repr(value)}")
 
 
 def _parse_stem(stem_id: str, entry: Any, track_dir: Path, path: Path) -> SlakhStem:
@@ -266,12 +276,16 @@ def _parse_stem(stem_id: str, entry: Any, track_dir: Path, path: Path) -> SlakhS
     audio_rendered = _metadata_bool(entry["audio_rendered"], path, f"stem {stem_id} audio_rendered")
     program = entry["program_num"]
     if isinstance(program, bool) or not isinstance(program, int):
-        raise DatasetError(f"bad {path}: stem {stem_id} program_num must be an integer, got {program!r}")
+        raise DatasetError(f"bad {path}: stem {stem_id} program_num must be an integer, got {_short_repr(program)}")
     if not 0 <= program <= 127:
         if not is_drum:
             raise DatasetError(f"bad {path}: stem {stem_id} program_num must be 0-127, got {program}")
         program = 0  # Slakh writes 128 for drum kits
     inst_class = entry.get("inst_class") or gm_class_name(program, is_drum)
+    program_name = entry.get("midi_program_name") or ""
+    for key, value in (("inst_class", inst_class), ("midi_program_name", program_name)):
+        if not isinstance(value, str):
+            raise DatasetError(f"bad {path}: stem {stem_id} {key} must be text, got {_short_repr(value)}")
     audio_path = _find_audio(track_dir / STEMS_DIR, stem_id)
     midi_path = track_dir / MIDI_DIR / f"{stem_id}.mid"
     if audio_rendered:
@@ -289,11 +303,11 @@ def _parse_stem(stem_id: str, entry: Any, track_dir: Path, path: Path) -> SlakhS
         stem_id=stem_id,
         program=int(program),
         is_drum=is_drum,
-        inst_class=str(inst_class),
+        inst_class=inst_class,
         audio_rendered=audio_rendered,
         audio_path=audio_path,
         midi_path=midi_path if midi_path.is_file() else None,
-        midi_program_name=str(entry.get("midi_program_name") or ""),
+        midi_program_name=program_name,
     )
 
 
