@@ -3,21 +3,27 @@
 Layout: ``<model_dir>/<model_type>/<model_id>/`` holds TensorFlow checkpoints
 (``ckpt-<step>.index`` / ``.data-*`` and the ``checkpoint`` state file, all written by
 ``tf.train.CheckpointManager``, which writes to temporary names and renames, so a kill never
-leaves a half-written checkpoint listed), ``operative_config-<step>.gin`` (the gin config the
-run used), ``hparams.json``, TensorBoard events under ``train/`` and evaluation JSON under ``eval/``.
+leaves a half-written checkpoint listed; :func:`latest_checkpoint` also ignores any checkpoint
+whose index or data shards are not all there under their final names),
+``operative_config-<step>.gin`` (the gin config the run used), ``hparams.json``, TensorBoard
+events under ``train/`` and evaluation JSON under ``eval/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
+import shutil
 from pathlib import Path
 
 from polyamp.errors import CheckpointError, ConfigError
 
 ANY_ID = "*"
 _CHECKPOINT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+_ANY_CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)[._]")
+_DATA_SHARD = re.compile(r"^(ckpt-\d+)\.data-(\d{5})-of-(\d{5})$")
 _VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -74,10 +80,53 @@ def latest_checkpoint(directory: str | os.PathLike[str]) -> CheckpointRef | None
 
 
 def _is_complete(prefix: str) -> bool:
+    """``prefix.index`` and every data shard it needs (``prefix.data-0000i-of-0000n``) exist, under their
+    final names (TensorFlow writes ``*.tempstate*`` files and a ``<prefix>_temp`` folder first)."""
     folder, base = os.path.split(prefix)
     if not os.path.isfile(prefix + ".index"):
         return False
-    return any(name.startswith(base + ".data-") for name in os.listdir(folder))
+    shards: dict[int, set[int]] = {}
+    for name in os.listdir(folder):
+        match = _DATA_SHARD.match(name)
+        if match and match.group(1) == base:
+            shards.setdefault(int(match.group(3)), set()).add(int(match.group(2)))
+    return any(count > 0 and present == set(range(count)) for count, present in shards.items())
+
+
+def remove_partial_checkpoints(directory: str | os.PathLike[str]) -> None:
+    """:func:`remove_partial_checkpoint` for every step that has files in ``directory`` (a killed run's
+    leftovers; complete checkpoints are kept). Only for a folder no other process is saving into."""
+    directory = Path(directory)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    steps = {int(match.group(1)) for name in names if (match := _ANY_CHECKPOINT_FILE.match(name))}
+    for step in sorted(steps):
+        remove_partial_checkpoint(directory, step)
+
+
+def remove_partial_checkpoint(directory: str | os.PathLike[str], step: int) -> None:
+    """Deletes what a failed or killed save of ``ckpt-<step>`` left in ``directory``: its temporary
+    files and folder, and its data or index files unless the checkpoint is complete."""
+    directory = Path(directory)
+    base = f"ckpt-{step}"
+    complete = _is_complete(str(directory / base))
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        path = directory / name
+        temporary = name == f"{base}_temp" or (name.startswith(base + ".") and ".tempstate" in name)
+        temporary = temporary or (name.startswith("checkpoint.tmp") or name.startswith(".checkpoint.tmp"))
+        ours = name in (f"{base}.index",) or bool((match := _DATA_SHARD.match(name)) and match.group(1) == base)
+        if temporary or (ours and not complete):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
 def _step_of(prefix: str) -> int:

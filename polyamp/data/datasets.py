@@ -10,6 +10,7 @@ for streaming training, and (b) a Python iterator of :class:`Example` for evalua
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import pathlib
@@ -41,6 +42,14 @@ class TFRecordDataset:
         self.files = expand_examples_path(examples_path)
         check_tfrecords(self.files)
 
+    def shard(self, num_shards: int, index: int) -> TFRecordDataset | None:
+        """The same dataset over files ``index``, ``index + num_shards``, ...; None with fewer files than shards."""
+        if len(self.files) < num_shards:
+            return None
+        part = copy.copy(self)
+        part.files = self.files[index::num_shards]
+        return part
+
     def tf_dataset(self, shuffle_files: bool, seed: int | None = None) -> Any:
         import tensorflow as tf
 
@@ -71,10 +80,16 @@ class TFRecordDataset:
         import tensorflow as tf
 
         from polyamp.audio.decode import decode_wav_tf
-        from polyamp.data.tfrecord import iter_examples
+        from polyamp.data.tfrecord import _one_line, iter_examples
 
         for record in iter_examples(self.files):
-            samples = decode_wav_tf(tf.constant(record["audio"])).numpy()
+            try:
+                samples = decode_wav_tf(tf.constant(record["audio"])).numpy()
+            except tf.errors.OpError as error:
+                raise DatasetError(
+                    f"{record['path']} holds a record ({record['id']!r}) whose 'audio' WAV does not decode: "
+                    f"{_one_line(error.message)}"
+                ) from None
             yield Example(record["id"], record["sequence"], samples)
 
 
@@ -96,6 +111,14 @@ class FolderDataset:
         if not pairs:
             raise DatasetError(f"no audio/MIDI pairs{f' in split {split!r}' if split else ''} under {examples_path}")
         self.pairs = pairs
+
+    def shard(self, num_shards: int, index: int) -> FolderDataset | None:
+        """The same dataset over pieces ``index``, ``index + num_shards``, ...; None with fewer pieces than shards."""
+        if len(self.pairs) < num_shards:
+            return None
+        part = copy.copy(self)
+        part.pairs = self.pairs[index::num_shards]
+        return part
 
     def _sequence_bytes(self, pair: Any) -> bytes:
         from polyamp.notes.midi import read_midi

@@ -16,6 +16,7 @@ the components one after the other.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -59,6 +60,15 @@ class MixtureDataset:
 
         self.sources = [open_dataset(path, dataset=name, split=split) for name, path, _ in parsed]
         self.names = [f"{name}:{path}" for name, path, _ in parsed]
+
+    def shard(self, num_shards: int, index: int) -> MixtureDataset:
+        """The same mixture with each component that can split itself (``shard``) replaced by its part."""
+        part = copy.copy(self)
+        part.sources = []
+        for source in self.sources:
+            split = getattr(source, "shard", None)
+            part.sources.append((split(num_shards, index) if callable(split) else None) or source)
+        return part
 
     def tf_dataset(self, shuffle_files: bool, seed: int | None = None) -> Any:
         """Endless weighted interleaving of the components' (repeated) example streams."""

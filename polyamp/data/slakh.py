@@ -15,6 +15,7 @@ warning and their messages kept in ``SlakhDataset.skipped``; DatasetError only i
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import threading
@@ -92,6 +93,16 @@ class SlakhDataset:
                 f"no usable Slakh track under {self.examples_path}: all were skipped (first: {self.skipped[0]})"
             )
         self.tracks: list[SlakhTrack] = usable
+
+    def shard(self, num_shards: int, index: int) -> SlakhDataset | None:
+        """The same dataset over tracks ``index``, ``index + num_shards``, ...; None with fewer tracks than shards."""
+        if len(self.tracks) < num_shards:
+            return None
+        part = copy.copy(self)
+        part.tracks = self.tracks[index::num_shards]
+        part._bad = set()
+        part._lock = threading.Lock()
+        return part
 
     # ----------------------------------------------------------------------------------------------------
     # Building one example

@@ -5,6 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 
+def batch_normalization(name: str) -> Any:
+    """A ``keras.layers.BatchNormalization`` layer, synchronized across replicas when the model is built
+    in the scope of a tf.distribute strategy with several replicas.
+
+    Synchronized, the batch statistics (and so the moving averages) are those of the global batch on
+    every replica: N replicas of batch b train like one device with batch N x b, and every worker of a
+    cluster keeps the same moving averages. A model built outside such a scope (evaluation,
+    transcription, one device) uses plain local statistics; the variables are the same either way.
+    """
+    import keras
+    import tensorflow as tf
+
+    synchronized = tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
+    return keras.layers.BatchNormalization(name=name, synchronized=synchronized)
+
+
 def conv_stack(
     spec: Any,
     *,
@@ -46,7 +62,7 @@ def conv_stack(
             name=f"{name}_conv{index}",
         )(x)
         if use_batch_normalization:
-            x = keras.layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+            x = batch_normalization(f"{name}_bn{index}")(x)
         x = keras.layers.ELU(alpha=elu_alpha, name=f"{name}_elu{index}")(x)
         if pool_sizes[index] > 1:
             x = keras.layers.MaxPooling2D((1, pool_sizes[index]), name=f"{name}_pool{index}")(x)

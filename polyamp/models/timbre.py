@@ -44,6 +44,7 @@ from typing import Any
 
 from polyamp.constants import CQT_BINS_PER_OCTAVE, NUM_SPEC_BINS, SAMPLE_RATE_HZ
 from polyamp.errors import ConfigError
+from polyamp.models.layers import batch_normalization
 from polyamp.models.timbre_hparams import TimbreHParams
 from polyamp.registry import MODELS
 
@@ -411,7 +412,7 @@ def _pooled_branch(hparams: TimbreHParams, custom: dict[str, Any], x: Any, notes
             name=f"conv{index}",
         )(x)
         if hparams.timbre_use_batch_normalization:
-            x = keras.layers.BatchNormalization(name=f"conv{index}_bn")(x)
+            x = batch_normalization(f"conv{index}_bn")(x)
         x = keras.layers.ELU(alpha=alpha, name=f"conv{index}_elu")(x)
         pool = tuple(int(size) for size in hparams.timbre_pool_size[index])
         if pool != (1, 1):
@@ -433,7 +434,7 @@ def _pooled_branch(hparams: TimbreHParams, custom: dict[str, Any], x: Any, notes
                 name=name,
             )(x)
             if hparams.timbre_use_batch_normalization:
-                y = keras.layers.BatchNormalization(name=f"{name}_bn")(y)
+                y = batch_normalization(f"{name}_bn")(y)
             y = keras.layers.ELU(alpha=alpha, name=f"{name}_elu")(y)
             if bank_dropout > 0:
                 y = dropout_layer(bank_dropout, name=f"{name}_dropout")(y)
@@ -495,7 +496,7 @@ def _patch_branch(hparams: TimbreHParams, custom: dict[str, Any], spec: Any, not
             filters, (3, 3), padding="same", use_bias=False, kernel_initializer="he_uniform", name=f"patch_conv{index}"
         )(folded)
         if hparams.timbre_use_batch_normalization:
-            folded = keras.layers.BatchNormalization(name=f"patch_bn{index}")(folded)
+            folded = batch_normalization(f"patch_bn{index}")(folded)
         folded = keras.layers.ELU(alpha=alpha, name=f"patch_elu{index}")(folded)
         folded = keras.layers.MaxPooling2D((2, 2), padding="same", name=f"patch_pool{index}")(folded)
     size = folded.shape[1] * folded.shape[2] * folded.shape[3]
