@@ -5,8 +5,9 @@
 - ``multi_worker``: ``tf.distribute.MultiWorkerMirroredStrategy`` over the machines that the standard
   ``TF_CONFIG`` environment variable lists (one process per machine, each with its ``task`` index),
   one replica per local GPU of each; gradients are all-reduced across every replica of every worker.
-- ``tpu``: ``tf.distribute.TPUStrategy`` on the TPU that ``get_strategy.tpu`` names (``''``: the local
-  TPU VM, or the ``TPU_NAME`` environment variable).
+- ``tpu``: ``tf.distribute.TPUStrategy`` on the TPU that ``get_strategy.tpu`` names: ``'local'`` (the
+  default) for the TPU of the Cloud TPU VM the process runs on, a TPU name or ``grpc://`` address, or
+  ``''`` for TensorFlow's own discovery (the ``TPU_NAME`` environment variable).
 
 Batches: ``batch_size`` (``MelodicHParams``, ``TimbreHParams``, ``FullHParams``) is the batch of **one
 replica**; a step consumes ``batch_size * num_replicas_in_sync`` examples (the global batch).
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from typing import Any
@@ -40,7 +42,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 @gin.configurable
-def get_strategy(name: str = "default", tpu: str = "") -> Any:
+def get_strategy(name: str = "default", tpu: str = "local") -> Any:
     """The ``tf.distribute.Strategy`` called ``name`` (one of :data:`STRATEGIES`).
 
     ``multi_worker`` must be created before TensorFlow runs its first op in the process (the
@@ -92,17 +94,18 @@ def check_tf_config() -> dict[str, Any]:
 
 
 def _tpu_strategy(tpu: str) -> Any:
-    """TPUStrategy on ``tpu`` (a name, a ``grpc://`` address, or ``''`` / ``'local'`` for this TPU VM)."""
+    """TPUStrategy on ``tpu`` (``'local'``: this TPU VM; a name or ``grpc://`` address; ``''``: discovery),
+    set up as TensorFlow's TPU guide does: resolve, connect (a remote TPU), initialize, build."""
     import tensorflow as tf
 
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
-        if tpu not in ("", "local"):
+        if tpu != "local":
             tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as error:
-        where = f"TPU {tpu!r}" if tpu else "a TPU (set get_strategy.tpu or TPU_NAME)"
+        where = f"TPU {tpu!r}" if tpu else "TPU (set get_strategy.tpu or TPU_NAME)"
         raise ConfigError(f"train.strategy = 'tpu' found no usable {where}: {_first_line(error)}") from None
 
 
@@ -178,5 +181,7 @@ def shard_source(source: Any, num_shards: int, index: int) -> tuple[Any, bool]:
 
 
 def _first_line(error: BaseException) -> str:
+    """An error's first line without TensorFlow's ``{{node ...}}`` details, at most 160 characters."""
     text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    line = re.sub(r"\s*\{\{[^}]*\}\}", "", text[0]) if text else type(error).__name__
+    return line if len(line) <= 160 else line[:157] + "..."

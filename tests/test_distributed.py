@@ -115,3 +115,26 @@ def test_two_workers_train_to_identical_weights(two_shards: Path, tmp_path: Path
     for index in range(2):
         left = list((tmp_path / f"tmp{index}").glob("polyamp-worker-checkpoints-*"))
         assert not left, f"worker {index} left {left}"
+
+
+def test_strategy_choices_fail_with_one_clear_config_error(monkeypatch) -> None:
+    from polyamp.distribution import get_strategy
+    from polyamp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="valid strategies: default, mirrored, multi_worker, tpu"):
+        get_strategy("parameter_server")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="needs the TF_CONFIG environment variable"):
+        get_strategy("multi_worker")
+    for bad, problem in (
+        ("{not json", "not valid JSON"),
+        ('{"cluster": {"worker": ["127.0.0.1:1"]}}', "needs a 'cluster' and a 'task'"),
+        ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}', "outside its 1"),
+    ):
+        monkeypatch.setenv("TF_CONFIG", bad)
+        with pytest.raises(ConfigError, match=problem):
+            get_strategy("multi_worker")
+    # No TPU on this machine: the 'local' TPU (a Cloud TPU VM's) is not found, without any network lookup.
+    with pytest.raises(ConfigError, match="found no usable TPU 'local'") as caught:
+        get_strategy("tpu", tpu="local")
+    assert "\n" not in str(caught.value).split("  In call to")[0].strip()
