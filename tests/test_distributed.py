@@ -138,3 +138,19 @@ def test_strategy_choices_fail_with_one_clear_config_error(monkeypatch) -> None:
     with pytest.raises(ConfigError, match="found no usable TPU 'local'") as caught:
         get_strategy("tpu", tpu="local")
     assert "\n" not in str(caught.value).split("  In call to")[0].strip()
+
+
+def test_each_worker_reads_its_own_files(two_shards: Path, synthetic_folder: Path) -> None:
+    from polyamp.data.datasets import open_dataset
+    from polyamp.distribution import shard_source
+
+    source = open_dataset(str(two_shards))
+    parts = [shard_source(source, 2, index) for index in range(2)]
+    assert all(sharded for _, sharded in parts)
+    assert [part.files for part, _ in parts] == [[name] for name in source.files]
+    # Fewer files than workers: every worker reads all of them (in its own order, by its seed).
+    assert shard_source(source, 3, 2) == (source, False)
+    folder = open_dataset(str(synthetic_folder))
+    pieces = [shard_source(folder, 2, index)[0].pairs for index in range(2)]
+    assert sorted(pieces[0] + pieces[1], key=lambda pair: pair.example_id) == folder.pairs
+    assert not set(pieces[0]) & set(pieces[1])
