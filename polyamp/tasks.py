@@ -52,8 +52,11 @@ class TimbreTask:
     def losses(self, model: Any, features: Any, labels: Any, hparams: Any) -> dict[str, Any]:
         from polyamp.models.timbre_losses import family_accuracy, timbre_loss
 
-        probs = model(features, training=True)["family_probs"]
-        loss = timbre_loss(labels["family"], probs, labels["mask"], hparams)
+        outputs = model(features, training=True)
+        probs = outputs["family_probs"]
+        loss = timbre_loss(
+            labels["family"], probs, labels["mask"], hparams, labels.get("program"), outputs.get("program_probs")
+        )
         return {"total": loss, "family": loss, "accuracy": family_accuracy(labels["family"], probs, labels["mask"])}
 
 

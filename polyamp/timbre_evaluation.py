@@ -10,9 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import gin
 import numpy as np
 
 from polyamp.constants import SAMPLE_RATE_HZ
+
+LABEL_CROP_SECONDS = 20.0
+"""Default inference crop: the notes of one crop see each other through the model's note context.
+Measured on the session-4 Timbre checkpoint (trained on 8 s crops), FluidR3 evaluation accuracy
+was 0.702 / 0.706 / 0.723 / 0.724 at 8 / 10 / 20 / 40 s crops."""
 
 
 def note_crops(
@@ -36,11 +42,14 @@ def note_crops(
         yield start_s, audio, indices
 
 
-def label_notes(components: Any, samples: np.ndarray, notes: np.ndarray, crop_seconds: float = 10.0) -> np.ndarray:
+@gin.configurable(denylist=["components", "samples", "notes"])
+def label_notes(
+    components: Any, samples: np.ndarray, notes: np.ndarray, crop_seconds: float = LABEL_CROP_SECONDS
+) -> np.ndarray:
     """Family probabilities [N, 12] of ``notes`` ([N, >=3]: MIDI pitch, start s, end s) in ``samples`` (16 kHz).
 
-    Each note is classified in the ``crop_seconds`` crop where it starts, its times made relative
-    to that crop and its end clipped to it.
+    Each note is classified in the ``crop_seconds`` crop where it starts (gin: ``label_notes.crop_seconds``),
+    its times made relative to that crop and its end clipped to it.
     """
     notes = np.asarray(notes, np.float32)
     samples = np.asarray(samples, np.float32)

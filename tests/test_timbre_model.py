@@ -415,6 +415,12 @@ def test_gin_presets_parse() -> None:
         hparams = TimbreHParams()
         assert hparams.timbre_context_layers == 2 and hparams.timbre_onset_notes_only
         assert not hparams.timbre_pooled_branch and hparams.timbre_patch_frames == 32  # from timbre/patch.gin
+        assert hparams.timbre_program_loss_weight == 0.0
+        with gin.unlock_config():
+            gin.clear_config()
+        parse_gin(["timbre/programs.gin"])
+        hparams = TimbreHParams()
+        assert hparams.timbre_program_loss_weight == 1.0 and hparams.timbre_context_layers == 2
     finally:
         with gin.unlock_config():
             gin.clear_config()
@@ -504,8 +510,10 @@ def test_sequence_notes_drop_drums_and_out_of_range_pitches() -> None:
         [(60, 1.0, 2.0, 0, False), (36, 0.5, 1.0, 0, True), (10, 0.0, 1.0, 33, False), (40, 0.2, 0.1, 33, False)]
     )
     rows = sequence_notes(sequence.SerializeToString())
-    np.testing.assert_allclose(rows, [[40, 0.2, 0.2, family_index("bass")], [60, 1.0, 2.0, family_index("keyboard")]])
-    assert sequence_notes(_sequence([])).shape == (0, 4)
+    np.testing.assert_allclose(
+        rows, [[40, 0.2, 0.2, family_index("bass"), 33], [60, 1.0, 2.0, family_index("keyboard"), 0]]
+    )
+    assert sequence_notes(_sequence([])).shape == (0, 5)
 
 
 def test_crop_notes_clip_subsample_and_pad() -> None:
@@ -525,6 +533,7 @@ def test_crop_notes_clip_subsample_and_pad() -> None:
         tf.float32,
     )
     rows, labels, mask = (tensor.numpy() for tensor in crop_notes_tf(notes, 1.0, 2.0, 8))
+    assert len(crop_notes_tf(tf.pad(notes, [[0, 0], [0, 1]]), 1.0, 2.0, 8, with_programs=True)) == 4
     assert rows.shape == (8, 3) and labels.shape == (8, 12) and mask.shape == (8,)
     assert mask.tolist() == [1, 1, 1, 1, 0, 0, 0, 0]
     kept = np.array(sorted(tuple(float(value) for value in row) for row in rows[:4]))
@@ -690,3 +699,69 @@ def test_tiny_model_learns_families_from_rendered_mixes(family_mixes: Path) -> N
     accuracy = last[:, 1].sum() / last[:, 2].sum()
     assert accuracy > 0.8, f"train accuracy {accuracy:.2f} after {len(history)} steps"
     assert accuracy > first[:, 1].sum() / first[:, 2].sum() + 0.3
+
+
+def test_program_head_sums_program_probabilities_into_families() -> None:
+    from polyamp.models.timbre import build_timbre_model
+    from polyamp.notes.families import PROGRAM_FAMILIES
+
+    model = build_timbre_model(TimbreHParams(**TINY_PATCH, timbre_program_loss_weight=1.0))
+    rng = np.random.default_rng(3)
+    spec = rng.uniform(0, 1, size=(2, 64, 229)).astype(np.float32)
+    notes = np.array([[[60, 0.1, 0.6], [40, 0.3, 0.9]], [[70, 0.0, 0.5], [-1, -1, -1]]], np.float32)
+    outputs = model({"timbre_spec": spec, "notes": notes}, training=False)
+    programs, families = outputs["program_probs"].numpy(), outputs["family_probs"].numpy()
+    assert programs.shape == (2, 2, 128) and families.shape == (2, 2, NUM_FAMILIES)
+    real = np.array([[True, True], [True, False]])
+    np.testing.assert_allclose(programs[real].sum(axis=-1), 1.0, rtol=1e-5)
+    membership = np.eye(NUM_FAMILIES)[list(PROGRAM_FAMILIES)]  # [128, 12]
+    np.testing.assert_allclose(families, programs @ membership, rtol=1e-5, atol=1e-7)
+    assert np.all(programs[~real] == 0) and np.all(families[~real] == 0)
+    with pytest.raises(ConfigError, match="program head"):
+        build_timbre_model(
+            TimbreHParams(**{**TINY_PATCH, "timbre_final_activation": "sigmoid"}, timbre_program_loss_weight=1.0)
+        )
+
+
+def test_program_loss_adds_the_weighted_program_cross_entropy() -> None:
+    import tensorflow as tf
+
+    from polyamp.models.timbre_losses import family_cross_entropy, timbre_loss
+
+    hparams = TimbreHParams(**TINY_PATCH, timbre_program_loss_weight=0.5)
+    rng = np.random.default_rng(4)
+    program_probs = tf.nn.softmax(tf.constant(rng.normal(size=(1, 3, 128)), tf.float32))
+    program_labels = tf.one_hot([[33, 0, 74]], 128)
+    family_labels = tf.one_hot([[0, 4, 2]], NUM_FAMILIES)
+    family_probs = tf.nn.softmax(tf.constant(rng.normal(size=(1, 3, NUM_FAMILIES)), tf.float32))
+    mask = tf.constant([[1.0, 1.0, 0.0]])
+    family_only = float(timbre_loss(family_labels, family_probs, mask, hparams))
+    combined = float(timbre_loss(family_labels, family_probs, mask, hparams, program_labels, program_probs))
+    program_ce = float(family_cross_entropy(program_labels, program_probs, mask))
+    assert program_ce > 0
+    assert combined == pytest.approx(family_only + 0.5 * program_ce, rel=1e-5)
+
+
+def test_pipeline_gives_program_labels_to_the_program_head(family_mixes: Path) -> None:
+    from polyamp.data.datasets import TFRecordDataset
+    from polyamp.data.timbre_pipeline import timbre_training_batches
+    from polyamp.notes.families import PROGRAM_FAMILIES
+
+    hparams = TimbreHParams(
+        **TINY_PATCH,
+        timbre_program_loss_weight=1.0,
+        batch_size=3,
+        truncated_length_secs=2.0,
+        timbre_max_notes=5,
+        crops_per_example=2,
+    )
+    batches = timbre_training_batches(TFRecordDataset(str(family_mixes)), hparams, seed=0)
+    assert batches.element_spec[1]["program"].shape == (3, 5, 128)
+    allowed = {DEFAULT_PROGRAMS[family_index(name)] for name in FAMILIES}
+    for _, targets in batches.take(3):
+        program, family, mask = (targets[key].numpy() for key in ("program", "family", "mask"))
+        real = mask > 0
+        assert np.all(program[real].sum(axis=-1) == 1) and np.all(program[~real] == 0)
+        chosen = program[real].argmax(axis=-1)
+        assert set(chosen.tolist()) <= allowed
+        assert [PROGRAM_FAMILIES[value] for value in chosen] == family[real].argmax(axis=-1).tolist()

@@ -15,7 +15,9 @@ Works with any dataset plugin (``{"id", "sequence", "samples"}`` examples: NSynt
 
 Batches are ``(inputs, targets)``: ``inputs = {"timbre_spec": [B, T, bins], "notes": [B, N, 3]}``
 (T = crop frames at ``timbre_hop_length``, N = ``timbre_max_notes``, notes as MIDI pitch, start s,
-end s) and ``targets = {"family": [B, N, 12] one-hot, "mask": [B, N]}``. All shapes are static,
+end s) and ``targets = {"family": [B, N, 12] one-hot, "mask": [B, N]}``, plus ``"program": [B, N, 128]``
+one-hot General MIDI programs when the model has a program head (``timbre_program_loss_weight > 0``).
+All shapes are static,
 so a training step is traced once. :func:`evaluation_crops` cuts a whole example into
 consecutive crops with every note in exactly one of them, for evaluation.
 """
@@ -30,14 +32,14 @@ import numpy as np
 from polyamp.constants import MAX_MIDI_PITCH, MIN_MIDI_PITCH, SAMPLE_RATE_HZ
 from polyamp.errors import ConfigError
 from polyamp.models.timbre_hparams import TimbreHParams
-from polyamp.notes.families import NUM_FAMILIES, family_of
+from polyamp.notes.families import NUM_FAMILIES, NUM_PROGRAMS, family_of
 
-NOTE_FIELDS = 4
-"""Columns of :func:`sequence_notes`: MIDI pitch, start s, end s, family index."""
+NOTE_FIELDS = 5
+"""Columns of :func:`sequence_notes`: MIDI pitch, start s, end s, family index, General MIDI program."""
 
 
 def sequence_notes(sequence: Any) -> np.ndarray:
-    """float32 ``[M, 4]`` rows (pitch, start s, end s, family) of a NoteSequence (or its bytes).
+    """float32 ``[M, 5]`` rows (pitch, start s, end s, family, program) of a NoteSequence (or its bytes).
 
     Drum notes, pitches outside 21..108 and programs outside 0..127 are dropped; an end before the
     start is set to the start. Rows are sorted by start time, then pitch.
@@ -53,7 +55,7 @@ def sequence_notes(sequence: Any) -> np.ndarray:
         if family is None:
             continue
         start = float(note.start_time)
-        rows.append((note.pitch, start, max(float(note.end_time), start), family))
+        rows.append((note.pitch, start, max(float(note.end_time), start), family, note.program))
     if not rows:
         return np.zeros((0, NOTE_FIELDS), np.float32)
     array = np.asarray(rows, np.float64)
@@ -62,7 +64,7 @@ def sequence_notes(sequence: Any) -> np.ndarray:
 
 
 def sequence_notes_tf(sequence: Any) -> Any:
-    """Graph op: :func:`sequence_notes` of a serialized NoteSequence, float32 ``[M, 4]``."""
+    """Graph op: :func:`sequence_notes` of a serialized NoteSequence, float32 ``[M, 5]``."""
     import tensorflow as tf
 
     notes = tf.numpy_function(sequence_notes, [sequence], tf.float32, stateful=False)
@@ -94,13 +96,19 @@ def check_pipeline_hparams(hparams: TimbreHParams) -> None:
 
 
 def crop_notes_tf(
-    notes: Any, crop_start_s: Any, crop_seconds: float, max_notes: int, onsets_only: bool = False
-) -> tuple[Any, Any, Any]:
+    notes: Any,
+    crop_start_s: Any,
+    crop_seconds: float,
+    max_notes: int,
+    onsets_only: bool = False,
+    with_programs: bool = False,
+) -> tuple[Any, ...]:
     """Graph op: the notes of one crop, padded to ``max_notes`` rows.
 
-    ``notes``: float32 ``[M, 4]`` (pitch, start s, end s, family) of the whole example. Returns
-    ``(notes [max_notes, 3], family one-hot [max_notes, 12], mask [max_notes])``; a random subset when
-    more than ``max_notes`` notes sound in the crop. ``onsets_only``: only notes that start inside the
+    ``notes``: float32 ``[M, 5]`` (pitch, start s, end s, family, program) of the whole example.
+    Returns ``(notes [max_notes, 3], family one-hot [max_notes, 12], mask [max_notes])``, and with
+    ``with_programs`` also the program one-hot ``[max_notes, 128]`` last; a random subset when more
+    than ``max_notes`` notes sound in the crop. ``onsets_only``: only notes that start inside the
     crop (a note sounding across the crop start is left out, as in evaluation crops).
     """
     import tensorflow as tf
@@ -116,16 +124,22 @@ def crop_notes_tf(
     start = tf.clip_by_value(tf.gather(start, chosen), 0.0, crop_seconds)
     end = tf.clip_by_value(tf.gather(end, chosen), start, crop_seconds)
     pitch = tf.gather(notes[:, 0], chosen)
-    family = tf.cast(tf.gather(notes[:, 3], chosen), tf.int32)
     count = tf.shape(chosen)[0]
     padding = max_notes - count
+
+    def padded_one_hot(column: int, depth: int) -> Any:
+        indices = tf.cast(tf.gather(notes[:, column], chosen), tf.int32)
+        one_hot = tf.pad(tf.one_hot(indices, depth, dtype=tf.float32), [[0, padding], [0, 0]])
+        one_hot.set_shape([max_notes, depth])
+        return one_hot
+
     rows = tf.pad(tf.stack([pitch, start, end], axis=1), [[0, padding], [0, 0]], constant_values=-1.0)
-    labels = tf.pad(tf.one_hot(family, NUM_FAMILIES, dtype=tf.float32), [[0, padding], [0, 0]])
     mask = tf.pad(tf.ones([count], tf.float32), [[0, padding]])
     rows.set_shape([max_notes, 3])
-    labels.set_shape([max_notes, NUM_FAMILIES])
     mask.set_shape([max_notes])
-    return rows, labels, mask
+    if with_programs:
+        return rows, padded_one_hot(3, NUM_FAMILIES), mask, padded_one_hot(4, NUM_PROGRAMS)
+    return rows, padded_one_hot(3, NUM_FAMILIES), mask
 
 
 def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any = None, seed: int | None = None) -> Any:
@@ -147,6 +161,7 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
     crops_per_example = int(hparams.crops_per_example)
     gain_db = float(hparams.timbre_gain_augment_db)
     onsets_only = bool(hparams.timbre_onset_notes_only)
+    with_programs = hparams.timbre_program_loss_weight > 0
 
     def parse(example: dict[str, Any]) -> dict[str, Any]:
         return {"samples": example["samples"], "notes": sequence_notes_tf(example["sequence"])}
@@ -156,32 +171,40 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
         num_samples = tf.shape(samples)[0]
         max_start = tf.maximum(num_samples - crop_samples, 0)
         starts = tf.random.uniform([crops_per_example], 0, max_start + 1, dtype=tf.int32)
-        audio, rows, labels, masks = [], [], [], []
+        audio, rows, labels, masks, programs = [], [], [], [], []
         for index in range(crops_per_example):
             start = starts[index]
             crop = samples[start : start + crop_samples]
             crop = tf.pad(crop, [[0, crop_samples - tf.shape(crop)[0]]])
             if gain_db > 0:
                 crop = crop * tf.pow(10.0, tf.random.uniform([], -gain_db, gain_db) / 20.0)
-            note_rows, note_labels, mask = crop_notes_tf(
-                notes, tf.cast(start, tf.float32) / SAMPLE_RATE_HZ, crop_seconds, max_notes, onsets_only
+            cropped = crop_notes_tf(
+                notes, tf.cast(start, tf.float32) / SAMPLE_RATE_HZ, crop_seconds, max_notes, onsets_only, with_programs
             )
             audio.append(crop)
-            rows.append(note_rows)
-            labels.append(note_labels)
-            masks.append(mask)
-        return {
+            rows.append(cropped[0])
+            labels.append(cropped[1])
+            masks.append(cropped[2])
+            if with_programs:
+                programs.append(cropped[3])
+        result = {
             "audio": tf.stack(audio),
             "notes": tf.stack(rows),
             "family": tf.stack(labels),
             "mask": tf.stack(masks),
         }
+        if with_programs:
+            result["program"] = tf.stack(programs)
+        return result
 
     def spectrogram(batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         spec = frontend(batch["audio"])[:, :crop_frames]
         spec.set_shape([hparams.batch_size, crop_frames, frontend.num_bins])
         inputs = {"timbre_spec": spec, "notes": batch["notes"]}
-        return inputs, {"family": batch["family"], "mask": batch["mask"]}
+        targets = {"family": batch["family"], "mask": batch["mask"]}
+        if with_programs:
+            targets["program"] = batch["program"]
+        return inputs, targets
 
     dataset = source.tf_dataset(shuffle_files=True, seed=seed).repeat()
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
@@ -198,8 +221,8 @@ def evaluation_crops(
 ) -> Iterator[tuple[float, np.ndarray, np.ndarray]]:
     """Consecutive crops of a whole example for evaluation; every note lands in exactly one crop.
 
-    Yields ``(crop_start_s, audio float32 [crop_samples], notes float32 [M, 4])`` with notes (pitch,
-    start s, end s, family) relative to the crop start: the notes that start in the crop, their
+    Yields ``(crop_start_s, audio float32 [crop_samples], notes float32 [M, 5])`` with notes (pitch,
+    start s, end s, family, program) relative to the crop start: the notes that start in the crop, their
     ends clipped to it. ``crop_seconds`` is rounded to whole hops; the last crop is zero-padded.
     Crops without notes are skipped.
     """

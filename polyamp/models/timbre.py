@@ -46,6 +46,7 @@ from polyamp.constants import CQT_BINS_PER_OCTAVE, NUM_SPEC_BINS, SAMPLE_RATE_HZ
 from polyamp.errors import ConfigError
 from polyamp.models.layers import batch_normalization
 from polyamp.models.timbre_hparams import TimbreHParams
+from polyamp.notes.families import NUM_FAMILIES, NUM_PROGRAMS, PROGRAM_FAMILIES
 from polyamp.registry import MODELS
 
 FINAL_ACTIVATIONS = ("sigmoid", "softmax")
@@ -124,6 +125,17 @@ def check_timbre_hparams(hparams: TimbreHParams) -> None:
     if not 0.0 <= hparams.timbre_context_dropout < 1.0:
         raise ConfigError(
             f"TimbreHParams.timbre_context_dropout must be in [0, 1), got {hparams.timbre_context_dropout}"
+        )
+    if hparams.timbre_program_loss_weight < 0:
+        raise ConfigError(
+            f"TimbreHParams.timbre_program_loss_weight must be >= 0, got {hparams.timbre_program_loss_weight}"
+        )
+    if hparams.timbre_program_loss_weight > 0 and (
+        hparams.timbre_final_activation != "softmax" or hparams.timbre_num_classes != NUM_FAMILIES
+    ):
+        raise ConfigError(
+            "TimbreHParams.timbre_program_loss_weight > 0 (the program head) needs timbre_final_activation = "
+            f"'softmax' and timbre_num_classes = {NUM_FAMILIES}"
         )
     if not hparams.timbre_pooled_branch and hparams.timbre_patch_frames <= 0:
         raise ConfigError(
@@ -342,7 +354,8 @@ _LAYERS: dict[str, type] = {}
 @MODELS.register("timbre")
 def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) -> Any:
     """Keras functional model ``{"timbre_spec": [B, T, num_bins], "notes": [B, N, 3]}`` ->
-    ``{"family_probs": [B, N, timbre_num_classes]}``; any T and N."""
+    ``{"family_probs": [B, N, timbre_num_classes]}`` (and ``"program_probs": [B, N, 128]`` with the
+    program head, ``timbre_program_loss_weight > 0``); any T and N."""
     import keras
 
     check_timbre_hparams(hparams)
@@ -379,16 +392,20 @@ def build_timbre_model(hparams: TimbreHParams, num_bins: int = NUM_SPEC_BINS) ->
         y = keras.layers.LayerNormalization(name="context_final_norm")(y)
     if hparams.timbre_fc_dropout_drop_amt > 0:
         y = keras.layers.Dropout(hparams.timbre_fc_dropout_drop_amt, name="penultimate_dropout")(y)
-    probs = keras.layers.Dense(
-        hparams.timbre_num_classes, activation=hparams.timbre_final_activation, use_bias=False, name="family_dense"
-    )(y)
     valid = keras.layers.Lambda(
         lambda n: keras.ops.cast(keras.ops.greater_equal(n[..., :1], 0.0), "float32"), name="note_mask"
     )(notes)
-    family_probs = keras.layers.Multiply(name="family_probs")([probs, valid])
-    return keras.Model(
-        inputs={"timbre_spec": spec, "notes": notes}, outputs={"family_probs": family_probs}, name="timbre"
-    )
+    outputs = {}
+    if hparams.timbre_program_loss_weight > 0:
+        program_probs = keras.layers.Dense(NUM_PROGRAMS, activation="softmax", use_bias=False, name="program_dense")(y)
+        outputs["program_probs"] = keras.layers.Multiply(name="program_probs")([program_probs, valid])
+        probs = keras.layers.Lambda(_program_to_family_probs, name="family_from_programs")(program_probs)
+    else:
+        probs = keras.layers.Dense(
+            hparams.timbre_num_classes, activation=hparams.timbre_final_activation, use_bias=False, name="family_dense"
+        )(y)
+    outputs["family_probs"] = keras.layers.Multiply(name="family_probs")([probs, valid])
+    return keras.Model(inputs={"timbre_spec": spec, "notes": notes}, outputs=outputs, name="timbre")
 
 
 def _pooled_branch(hparams: TimbreHParams, custom: dict[str, Any], x: Any, notes: Any, num_bins: int) -> Any:
@@ -543,6 +560,14 @@ def _note_pair_mask(notes: Any) -> Any:
     real = notes[..., 0] >= 0.0
     pairs = real[:, :, tf.newaxis] & real[:, tf.newaxis, :]
     return pairs | tf.eye(tf.shape(notes)[1], batch_shape=[tf.shape(notes)[0]], dtype=tf.bool)
+
+
+def _program_to_family_probs(program_probs: Any) -> Any:
+    """[B, N, 128] program probabilities -> [B, N, 12] family probabilities (sums over each family's programs)."""
+    import tensorflow as tf
+
+    membership = tf.one_hot(PROGRAM_FAMILIES, NUM_FAMILIES, dtype=program_probs.dtype)  # [128, 12]
+    return tf.einsum("bnp,pf->bnf", program_probs, membership)
 
 
 def _real_note_indices(notes: Any) -> Any:

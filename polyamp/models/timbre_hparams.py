@@ -100,6 +100,12 @@ class TimbreHParams:
     timbre_context_heads: int = 4  # attention heads; timbre_penultimate_fc_size must be a multiple of it
     timbre_context_dropout: float = 0.0  # dropout on the attention weights and the feed-forward output
     timbre_num_classes: int = 12  # the 11 NSynth families + other
+    # Program head (not in 2020): > 0 makes the output layer a softmax over the 128 General MIDI programs,
+    # whose sums per family are the family probabilities; training adds this weight times the program
+    # cross-entropy to the family loss. Finer labels: a dulcimer must be told from each guitar, not only
+    # from "guitar". Needs timbre_final_activation = "softmax" and 12 classes. Notes whose program is
+    # only their family's default (NSynth mixes) teach the head that default program.
+    timbre_program_loss_weight: float = 0.0
     timbre_leaky_alpha: float = 0.33  # ELU alpha
     timbre_final_activation: str = "sigmoid"  # "sigmoid" (multi-label, 2020) or "softmax" (one family per note)
     # Pitch-dependent frequency weighting of each note's pooled features.

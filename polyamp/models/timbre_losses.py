@@ -62,10 +62,24 @@ def family_cross_entropy(labels: Any, probs: Any, mask: Any) -> Any:
     return tf.reduce_sum(per_note * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
-def timbre_loss(labels: Any, probs: Any, mask: Any, hparams: TimbreHParams) -> Any:
-    """The training loss for ``hparams.timbre_final_activation``: recall-weighted BCE (sigmoid) or CE (softmax)."""
+def timbre_loss(
+    labels: Any,
+    probs: Any,
+    mask: Any,
+    hparams: TimbreHParams,
+    program_labels: Any = None,
+    program_probs: Any = None,
+) -> Any:
+    """The training loss for ``hparams.timbre_final_activation``: recall-weighted BCE (sigmoid) or CE (softmax).
+
+    With the program head (``timbre_program_loss_weight > 0``) and program labels ``[B, N, 128]``, the
+    softmax CE of the families plus ``timbre_program_loss_weight`` times the CE of the programs.
+    """
     if hparams.timbre_final_activation == "softmax":
-        return family_cross_entropy(labels, probs, mask)
+        loss = family_cross_entropy(labels, probs, mask)
+        if hparams.timbre_program_loss_weight > 0 and program_labels is not None and program_probs is not None:
+            loss = loss + hparams.timbre_program_loss_weight * family_cross_entropy(program_labels, program_probs, mask)
+        return loss
     return recall_weighted_family_bce(
         labels, probs, mask, class_recall_weights(hparams), hparams.timbre_absent_class_weight
     )

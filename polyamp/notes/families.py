@@ -32,6 +32,8 @@ FAMILY_NAMES: tuple[str, ...] = (
 """The 11 NSynth families in NSynth's ``instrument_family`` order (0-10), then ``other`` (11)."""
 
 NUM_FAMILIES = len(FAMILY_NAMES)
+NUM_PROGRAMS = 128
+"""General MIDI programs 0-127."""
 NUM_NSYNTH_FAMILIES = 11
 OTHER = FAMILY_NAMES.index("other")
 DRUMS_NAME = "drums"
