@@ -50,14 +50,9 @@ class TimbreTask:
         return timbre_training_batches(source, components.hparams, components.frontend, seed=seed)
 
     def losses(self, model: Any, features: Any, labels: Any, hparams: Any) -> dict[str, Any]:
-        from polyamp.models.timbre_losses import family_accuracy, timbre_loss
+        from polyamp.models.timbre_losses import timbre_losses
 
-        outputs = model(features, training=True)
-        probs = outputs["family_probs"]
-        loss = timbre_loss(
-            labels["family"], probs, labels["mask"], hparams, labels.get("program"), outputs.get("program_probs")
-        )
-        return {"total": loss, "family": loss, "accuracy": family_accuracy(labels["family"], probs, labels["mask"])}
+        return timbre_losses(model(features, training=True), labels, hparams)
 
 
 class FullTask:

@@ -726,20 +726,27 @@ def test_program_head_sums_program_probabilities_into_families() -> None:
 def test_program_loss_adds_the_weighted_program_cross_entropy() -> None:
     import tensorflow as tf
 
-    from polyamp.models.timbre_losses import family_cross_entropy, timbre_loss
+    from polyamp.models.timbre_losses import family_cross_entropy, timbre_losses
 
     hparams = TimbreHParams(**TINY_PATCH, timbre_program_loss_weight=0.5)
     rng = np.random.default_rng(4)
-    program_probs = tf.nn.softmax(tf.constant(rng.normal(size=(1, 3, 128)), tf.float32))
-    program_labels = tf.one_hot([[33, 0, 74]], 128)
-    family_labels = tf.one_hot([[0, 4, 2]], NUM_FAMILIES)
-    family_probs = tf.nn.softmax(tf.constant(rng.normal(size=(1, 3, NUM_FAMILIES)), tf.float32))
-    mask = tf.constant([[1.0, 1.0, 0.0]])
-    family_only = float(timbre_loss(family_labels, family_probs, mask, hparams))
-    combined = float(timbre_loss(family_labels, family_probs, mask, hparams, program_labels, program_probs))
-    program_ce = float(family_cross_entropy(program_labels, program_probs, mask))
-    assert program_ce > 0
-    assert combined == pytest.approx(family_only + 0.5 * program_ce, rel=1e-5)
+    outputs = {
+        "program_probs": tf.nn.softmax(tf.constant(rng.normal(size=(1, 3, 128)), tf.float32)),
+        "family_probs": tf.nn.softmax(tf.constant(rng.normal(size=(1, 3, NUM_FAMILIES)), tf.float32)),
+    }
+    targets = {
+        "program": tf.one_hot([[33, 0, 74]], 128),
+        "family": tf.one_hot([[0, 4, 2]], NUM_FAMILIES),
+        "mask": tf.constant([[1.0, 1.0, 0.0]]),
+    }
+    losses = {name: float(value) for name, value in timbre_losses(outputs, targets, hparams).items()}
+    program_ce = float(family_cross_entropy(targets["program"], outputs["program_probs"], targets["mask"]))
+    family_ce = float(family_cross_entropy(targets["family"], outputs["family_probs"], targets["mask"]))
+    assert program_ce > 0 and losses["program"] == pytest.approx(program_ce, rel=1e-5)
+    assert losses["family"] == pytest.approx(family_ce, rel=1e-5)
+    assert losses["total"] == pytest.approx(family_ce + 0.5 * program_ce, rel=1e-5)
+    without = timbre_losses(outputs, targets, dataclasses.replace(hparams, timbre_program_loss_weight=0.0))
+    assert "program" not in without and float(without["total"]) == pytest.approx(family_ce, rel=1e-5)
 
 
 def test_pipeline_gives_program_labels_to_the_program_head(family_mixes: Path) -> None:

@@ -62,27 +62,31 @@ def family_cross_entropy(labels: Any, probs: Any, mask: Any) -> Any:
     return tf.reduce_sum(per_note * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
-def timbre_loss(
-    labels: Any,
-    probs: Any,
-    mask: Any,
-    hparams: TimbreHParams,
-    program_labels: Any = None,
-    program_probs: Any = None,
-) -> Any:
-    """The training loss for ``hparams.timbre_final_activation``: recall-weighted BCE (sigmoid) or CE (softmax).
-
-    With the program head (``timbre_program_loss_weight > 0``) and program labels ``[B, N, 128]``, the
-    softmax CE of the families plus ``timbre_program_loss_weight`` times the CE of the programs.
-    """
+def timbre_loss(labels: Any, probs: Any, mask: Any, hparams: TimbreHParams) -> Any:
+    """The family loss for ``hparams.timbre_final_activation``: recall-weighted BCE (sigmoid) or CE (softmax)."""
     if hparams.timbre_final_activation == "softmax":
-        loss = family_cross_entropy(labels, probs, mask)
-        if hparams.timbre_program_loss_weight > 0 and program_labels is not None and program_probs is not None:
-            loss = loss + hparams.timbre_program_loss_weight * family_cross_entropy(program_labels, program_probs, mask)
-        return loss
+        return family_cross_entropy(labels, probs, mask)
     return recall_weighted_family_bce(
         labels, probs, mask, class_recall_weights(hparams), hparams.timbre_absent_class_weight
     )
+
+
+def timbre_losses(outputs: dict[str, Any], targets: dict[str, Any], hparams: TimbreHParams) -> dict[str, Any]:
+    """Scalars ``total``, ``family``, ``accuracy`` (and ``program`` with the program head) of one batch.
+
+    ``outputs``: the model's ``family_probs`` [B, N, 12] (and ``program_probs`` [B, N, 128]);
+    ``targets``: ``family`` [B, N, 12], ``mask`` [B, N] (and ``program`` [B, N, 128]).
+    ``total = family + timbre_program_loss_weight * program``.
+    """
+    probs = outputs["family_probs"]
+    family = timbre_loss(targets["family"], probs, targets["mask"], hparams)
+    losses = {"total": family, "family": family}
+    if hparams.timbre_program_loss_weight > 0 and "program_probs" in outputs and "program" in targets:
+        program = family_cross_entropy(targets["program"], outputs["program_probs"], targets["mask"])
+        losses["program"] = program
+        losses["total"] = family + hparams.timbre_program_loss_weight * program
+    losses["accuracy"] = family_accuracy(targets["family"], probs, targets["mask"])
+    return losses
 
 
 def family_accuracy_counts(labels: Any, probs: Any, mask: Any) -> tuple[Any, Any]:
