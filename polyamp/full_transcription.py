@@ -3,7 +3,7 @@
 1. The Melodic part gives frame/onset/offset/velocity rolls (``WindowedPredictor``, hop 512) and
    the Onsets-and-Frames decoder turns them into agnostic notes.
 2. The Timbre part gives each of those notes 12 family probabilities (``label_notes``: the notes
-   of each 10 s crop, timbre spectrogram at hop 256).
+   of each 20 s crop, ``label_notes.crop_seconds``; timbre spectrogram at hop 256).
 3. :func:`~polyamp.decode.multi_instrument.family_mask` assigns families (``multiple_instruments_threshold``).
 
 Restricting families (``FullHParams.present_instruments`` and ``--families``; both given = the
