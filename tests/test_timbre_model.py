@@ -772,3 +772,26 @@ def test_pipeline_gives_program_labels_to_the_program_head(family_mixes: Path) -
         chosen = program[real].argmax(axis=-1)
         assert set(chosen.tolist()) <= allowed
         assert [PROGRAM_FAMILIES[value] for value in chosen] == family[real].argmax(axis=-1).tolist()
+
+
+def test_pooling_before_the_elu_gives_the_same_patch_features_without_batch_norm() -> None:
+    """ELU commutes with max-pooling, so with batch norm off the two orders are one function."""
+    from polyamp.models.timbre import build_timbre_model
+
+    hparams = TimbreHParams(**{**TINY_PATCH, "timbre_use_batch_normalization": False})
+    after = build_timbre_model(hparams)
+    first = build_timbre_model(dataclasses.replace(hparams, timbre_patch_pool_first=True))
+    first.set_weights(after.get_weights())
+    rng = np.random.default_rng(6)
+    spec = rng.normal(size=(1, 64, 229)).astype(np.float32)
+    notes = np.array([[[60, 0.1, 0.6], [45, 0.2, 0.8]]], np.float32)
+    inputs = {"timbre_spec": spec, "notes": notes}
+    np.testing.assert_allclose(
+        first(inputs, training=False)["family_probs"], after(inputs, training=False)["family_probs"], rtol=1e-5
+    )
+    with_norm = build_timbre_model(dataclasses.replace(hparams, timbre_use_batch_normalization=True))
+    assert with_norm.get_layer("patch_bn0").output.shape[1:3] == (8, 24)  # batch norm after conv0, before pooling
+    pooled_norm = build_timbre_model(
+        dataclasses.replace(hparams, timbre_use_batch_normalization=True, timbre_patch_pool_first=True)
+    )
+    assert pooled_norm.get_layer("patch_bn0").output.shape[1:3] == (4, 12)

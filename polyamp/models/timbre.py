@@ -512,10 +512,14 @@ def _patch_branch(hparams: TimbreHParams, custom: dict[str, Any], spec: Any, not
         folded = keras.layers.Conv2D(
             filters, (3, 3), padding="same", use_bias=False, kernel_initializer="he_uniform", name=f"patch_conv{index}"
         )(folded)
+        pool = keras.layers.MaxPooling2D((2, 2), padding="same", name=f"patch_pool{index}")
+        if hparams.timbre_patch_pool_first:
+            folded = pool(folded)
         if hparams.timbre_use_batch_normalization:
             folded = batch_normalization(f"patch_bn{index}")(folded)
         folded = keras.layers.ELU(alpha=alpha, name=f"patch_elu{index}")(folded)
-        folded = keras.layers.MaxPooling2D((2, 2), padding="same", name=f"patch_pool{index}")(folded)
+        if not hparams.timbre_patch_pool_first:
+            folded = pool(folded)
     size = folded.shape[1] * folded.shape[2] * folded.shape[3]
     flat = keras.layers.Reshape((size,), name="patch_flatten")(folded)
     patch = keras.layers.Lambda(_scatter_to_notes, name="patch_unfold")([flat, notes])  # [B, N, size]

@@ -82,6 +82,11 @@ class TimbreHParams:
     timbre_patch_bins: int = 84
     timbre_patch_filters: tuple[int, ...] = (16, 32)
     timbre_patch_dropout: float = 0.0  # dropout on the flattened patch features
+    # Order of each patch conv's pooling: False = conv, batch norm, ELU, 2x2 max-pool; True = conv, 2x2
+    # max-pool, batch norm, ELU. ELU commutes with max-pooling, so only the batch statistics change, and
+    # batch norm and ELU run on a quarter of the values: the step of timbre/programs.gin on the 2-core
+    # reference machine spent more time in the first layer's batch norm and ELU than in all convs.
+    timbre_patch_pool_first: bool = False
     # False: no whole-spectrogram conv stack, filter bank or note pooling; the note patches (and the
     # pitch/duration features) are all the dense layers see. Needs timbre_patch_frames > 0.
     timbre_pooled_branch: bool = True
