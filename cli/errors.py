@@ -21,6 +21,9 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="Couldn't find ffmpeg or avconv")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="mir_eval")
+    # Keras warns when the Timbre model's note attention sees a crop with a single note (a softmax over
+    # one key is 1, which is right there).
+    warnings.filterwarnings("ignore", message="You are using a softmax over axis", category=UserWarning)
     _log_warnings_plainly()
 
 
