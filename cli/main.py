@@ -36,6 +36,10 @@ def _model_type(value: str) -> str:
     return normalized
 
 
+def _optional_model_type(value: Optional[str]) -> Optional[str]:
+    return None if value is None else _model_type(value)
+
+
 ModelType = Annotated[
     str,
     typer.Option(
@@ -210,9 +214,36 @@ def evaluate(
 @handle_errors
 def transcribe(
     audio: Annotated[list[str], typer.Argument(help="Audio files, folders or globs (WAV, FLAC, MP3, OGG).")],
-    model_dir: ModelDir = Path("models"),
-    model_type: ModelType = "melodic",
-    load_id: LoadId = "*",
+    model_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--model-dir",
+            "--model_dir",
+            help="Folder holding <model-type>/<model-id>/ checkpoints (default: models when --load-id is given; "
+            "with neither option the shipped model is used).",
+            show_default=False,
+        ),
+    ] = None,
+    model_type: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model-type",
+            "--model_type",
+            callback=_optional_model_type,
+            help="melodic (one track), full (one track per family) or timbre (with --notes). Default: full with "
+            "the shipped model, melodic with --model-dir/--load-id.",
+            show_default=False,
+        ),
+    ] = None,
+    load_id: Annotated[
+        Optional[str],
+        typer.Option(
+            "--load-id",
+            "--load_id",
+            help="Checkpoint id to load; '*' = the most recent of any id (the default when --model-dir is given).",
+            show_default=False,
+        ),
+    ] = None,
     output_dir: Annotated[
         Optional[Path], typer.Option("--output-dir", help="Where outputs go (default: beside each input).")
     ] = None,
@@ -290,8 +321,9 @@ def transcribe(
     gin_param: GinParams = None,
     load_full: LoadFull = None,
 ) -> None:
-    """Transcribe audio files to MIDI (one .mid per input): single-track (melodic) or one track per
-    family (full); --model-type timbre --notes labels given notes. Optional note-event CSV, model-output
+    """Transcribe audio files to MIDI (one .mid per input): with no --model-dir/--load-id the shipped
+    model writes one track per family (--model-type melodic: one track); --model-dir/--load-id select your
+    own checkpoints; --model-type timbre --notes labels given notes. Optional note-event CSV, model-output
     NPZ, piano-roll PNG and sonified WAV. A file that fails is reported and skipped (exit 2 at the end);
     inputs whose outputs exist are skipped, so re-running resumes a batch (--overwrite redoes them)."""
     from polyamp.batch_transcription import (
@@ -305,11 +337,14 @@ def transcribe(
         transcribe_batch,
     )
     from polyamp.errors import ConfigError, InputFileError
+    from polyamp.pretrained import choose_model
     from polyamp.transcription import expand_audio_inputs
 
     from .render import batch_progress, print_batch_summary
 
     inputs = expand_audio_inputs(audio)
+    choice = choose_model(model_dir, load_id, model_type, load_full)
+    model_dir, load_id, model_type, load_full = choice.model_dir, choice.load_id, choice.model_type, choice.load_full
     thresholds = threshold_overrides(onset_threshold, frame_threshold, offset_threshold, minimum_note_length)
     if model_type == "timbre":
         if notes is None or len(inputs) != 1:
@@ -334,6 +369,8 @@ def transcribe(
     planned, left_out = plan_batch(inputs, options)
     hparams_json = merge_hparams_json(hparams, thresholds)
     sonifier = open_sonifier(options, sonify_soundfont, sonify_sample_rate)  # configuration fails before any file
+    if choice.pretrained is not None:
+        typer.echo(f"using the {choice.pretrained.describe()}, model type {model_type}", err=True)
     try:
         engine = load_engine(
             model_type, model_dir, load_id, hparams_json, gin_file or [], gin_param or [], load_full, families, notes
@@ -429,7 +466,8 @@ def synth(
     max_pieces: Annotated[Optional[int], typer.Option(help="Render at most this many pieces.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same inputs -> identical files.")] = 0,
     program_strategy: Annotated[
-        Optional[str], typer.Option(help="keep, family or balanced (default from gin: balanced).")
+        Optional[str],
+        typer.Option(help="keep, family, balanced or piano (every part on one piano); default from gin: balanced."),
     ] = None,
     nsynth_notes: Annotated[
         int, typer.Option(help="Also write this many NSynth-style single notes (4 s, family labels).")
@@ -532,6 +570,29 @@ def plugins() -> None:
         table.add_row(kind, ", ".join(registry.names()))
     table.add_row("gin files", ", ".join(list_builtin_gin_files()))
     Console().print(table)
+
+
+@app.command()
+@handle_errors
+def pretrained(
+    path: Annotated[bool, typer.Option("--path", help="Print only the model folder (for --model-dir).")] = False,
+    card: Annotated[bool, typer.Option("--card", help="Print the model card (Markdown).")] = False,
+) -> None:
+    """Show the shipped default model and check its files against the manifest's sha256 (exit 4 if not)."""
+    from polyamp.pretrained import CARD_NAME, verify_pretrained
+
+    model = verify_pretrained()
+    if path:
+        typer.echo(str(model.root))
+        return
+    if card:
+        typer.echo((model.root / CARD_NAME).read_text(encoding="utf-8"))
+        return
+    typer.echo(model.describe())
+    typer.echo(f"folder: {model.root}  (--model-dir {model.root} --load-id {model.load_id})")
+    for entry in model.manifest["files"]:
+        typer.echo(f"  {entry['path']}  {entry['bytes']:>10,d} bytes  sha256 {entry['sha256'][:16]}")
+    typer.echo(f"{len(model.manifest['files'])} files, {model.total_bytes / 1e6:.1f} MB, all match their sha256")
 
 
 def run() -> None:

@@ -3,8 +3,9 @@
 The package imports nothing heavy; TensorFlow loads on first use.
 
 >>> import polyamp
->>> sequence = polyamp.transcribe("song.flac", model_dir="models", midi_path="song.mid")  # doctest: +SKIP
->>> model = polyamp.load_model("models", load_id="my-run")                               # doctest: +SKIP
+>>> polyamp.transcribe("song.flac")  # shipped model: song.polyamp.mid, a track per family  # doctest: +SKIP
+>>> model = polyamp.load_model("models", load_id="my-run")                      # doctest: +SKIP
+>>> polyamp.transcribe(["a.wav", "b.wav"], model=model, output_dir="midi")      # doctest: +SKIP
 """
 
 from __future__ import annotations

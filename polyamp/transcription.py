@@ -1,9 +1,11 @@
 """The transcription workflow and the library API: audio files in, NoteSequences and MIDI out.
 
 >>> import polyamp
+>>> polyamp.transcribe("song.flac")                               # doctest: +SKIP
+PosixPath('song.polyamp.mid')
 >>> model = polyamp.load_model("models", load_id="my-run")        # doctest: +SKIP
 >>> sequence = model.transcribe("song.flac")                      # doctest: +SKIP
->>> polyamp.transcribe("song.flac", model_dir="models", midi_path="song.mid")  # doctest: +SKIP
+>>> polyamp.transcribe("song.flac", model=model, midi_path="song.mid")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from polyamp.errors import AudioError, InputFileError, OutputExistsError
+from polyamp.errors import AudioError, OutputExistsError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 
@@ -85,60 +87,109 @@ class TranscriptionModel:
 
 
 def load_model(
-    model_dir: str | os.PathLike[str],
-    model_type: str = "melodic",
-    load_id: str = "*",
+    model_dir: str | os.PathLike[str] | None = None,
+    model_type: str | None = None,
+    load_id: str | None = None,
     hparams: str | dict[str, Any] | None = None,
     gin_files: Iterable[str] = (),
     gin_params: Iterable[str] = (),
     load_full: bool | None = None,
 ) -> Any:
-    """Restores the checkpoint ``load_id`` names (``*`` = newest of any id) for repeated use.
+    """Restores a model for repeated use: the shipped default model when neither ``model_dir`` nor
+    ``load_id`` is given (model type ``full`` unless another is asked for, see :mod:`polyamp.pretrained`),
+    else the checkpoint ``load_id`` names under ``model_dir`` (defaults ``models`` and ``*`` = newest
+    of any id; model type ``melodic``).
 
     ``hparams`` (a dict or JSON string) overrides decoding settings such as
     ``predict_frame_threshold``; ``load_full`` True takes the Melodic part of a Full run. Returns a
-    :class:`TranscriptionModel`, or for ``model_type="full"`` a
+    :class:`TranscriptionModel`, or for model type ``full`` a
     :class:`~polyamp.full_transcription.FullTranscriber` (its ``transcribe`` gives multi-track sequences).
     """
     import json
 
     from polyamp.loading import load_components
+    from polyamp.pretrained import choose_model
 
-    if model_type == "full":
+    choice = choose_model(model_dir, load_id, model_type, load_full)
+    if choice.model_type == "full":
         from polyamp.full_transcription import load_full_transcriber
 
-        return load_full_transcriber(model_dir, load_id, hparams, tuple(gin_files), tuple(gin_params), load_full)
+        return load_full_transcriber(
+            choice.model_dir, choice.load_id, hparams, tuple(gin_files), tuple(gin_params), choice.load_full
+        )
 
     hparams_json = json.dumps(hparams) if isinstance(hparams, dict) else hparams
     components, checkpoint = load_components(
-        model_dir, model_type, load_id, hparams_json, tuple(gin_files), tuple(gin_params), load_full
+        choice.model_dir,
+        choice.model_type,
+        choice.load_id,
+        hparams_json,
+        tuple(gin_files),
+        tuple(gin_params),
+        choice.load_full,
     )
     return TranscriptionModel(components, checkpoint)
 
 
 def transcribe(
-    audio_path: str | os.PathLike[str],
+    audio_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     model_dir: str | os.PathLike[str] | None = None,
-    model_type: str = "melodic",
-    load_id: str = "*",
+    model_type: str | None = None,
+    load_id: str | None = None,
     midi_path: str | os.PathLike[str] | None = None,
     qpm: float = 120.0,
     overwrite: bool = False,
-    model: TranscriptionModel | None = None,
-) -> Any:
-    """Transcribes one audio file; returns its NoteSequence and writes MIDI if ``midi_path`` is given."""
-    from polyamp.notes.midi import write_midi
+    model: Any = None,
+    *,
+    output_dir: str | os.PathLike[str] | None = None,
+    suffix: str = ".polyamp",
+    families: str | None = None,
+) -> Path | list[Path]:
+    """Transcribes audio to MIDI files, as ``polyamp transcribe`` does; returns the MIDI path(s).
 
-    if model is None:
-        if model_dir is None:
-            raise InputFileError("polyamp.transcribe needs model_dir= (or model=) until a default model ships")
-        model = load_model(model_dir, model_type, load_id)
-    if midi_path is not None and Path(midi_path).exists() and not overwrite:
-        raise OutputExistsError(f"{midi_path} exists; pass overwrite=True to replace it")
-    sequence = model.transcribe(audio_path, qpm=qpm)
+    ``audio_path``: one file (returns its MIDI path) or a list of files (returns a list). The model:
+    ``model`` (from :func:`load_model`, reused), else the shipped default model when neither
+    ``model_dir`` nor ``load_id`` is given (``model_type`` ``full``: one track per family), else
+    that checkpoint (``model_type`` default ``melodic``: one track). Each MIDI goes to ``midi_path``
+    (one input only) or ``<output_dir or the input's folder>/<stem><suffix>.mid``; an existing file
+    is an OutputExistsError unless ``overwrite`` (checked for every input before the model loads).
+    ``families`` (``"string,brass"``) keeps only those tracks (Full model only).
+
+    >>> polyamp.transcribe("song.wav")                          # doctest: +SKIP
+    PosixPath('song.polyamp.mid')
+    """
+    from polyamp.batch_transcription import full_engine, melodic_engine, write_midi_output
+    from polyamp.errors import ConfigError
+
+    single = isinstance(audio_path, (str, os.PathLike))
+    inputs = [Path(audio_path)] if single else [Path(path) for path in audio_path]  # type: ignore[union-attr]
+    if midi_path is not None and len(inputs) != 1:
+        raise ConfigError("midi_path= names one output: pass one audio file, or use output_dir=")
     if midi_path is not None:
-        write_midi(sequence, midi_path, qpm=qpm, overwrite=overwrite)
-    return sequence
+        outputs = [Path(midi_path)]
+    else:
+        outputs = [output_path_for(path, output_dir, suffix) for path in inputs]
+    for path in inputs:
+        if not path.is_file():
+            raise AudioError(f"audio file not found: {path}")
+    if len({path.resolve() for path in outputs}) != len(outputs):
+        raise OutputExistsError("two inputs would write the same MIDI file; use output_dir= or transcribe them apart")
+    if not overwrite:
+        for path in outputs:
+            if path.exists():
+                raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it")
+    if model is None:
+        model = load_model(model_dir, model_type, load_id)
+    from polyamp.full_transcription import FullTranscriber
+
+    if isinstance(model, FullTranscriber):
+        engine = full_engine(model, families)
+    elif families is not None:
+        raise ConfigError("families= needs the full model (one track per family); this model is single-track")
+    else:
+        engine = melodic_engine(model)
+    written = [write_midi_output(engine(path, None), output, qpm) for path, output in zip(inputs, outputs, strict=True)]
+    return written[0] if single else written
 
 
 def expand_audio_inputs(inputs: Iterable[str]) -> list[Path]:

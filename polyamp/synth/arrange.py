@@ -27,7 +27,10 @@ from polyamp.errors import ConfigError
 from polyamp.notes.families import FAMILY_NAMES, NUM_NSYNTH_FAMILIES, family_of, programs_of_family
 from polyamp.synth.piece import NoteEvent, Part, Piece
 
-PROGRAM_STRATEGIES: tuple[str, ...] = ("keep", "family", "balanced")
+PROGRAM_STRATEGIES: tuple[str, ...] = ("keep", "family", "balanced", "piano")
+
+PIANO_PROGRAMS: tuple[int, ...] = (0, 1)
+"""Programs of the ``"piano"`` strategy: Acoustic Grand and Bright Acoustic Piano (one per piece)."""
 
 MIN_NOTE_DURATION_S = 0.011
 """Shortest note after arranging: just over 10 ms."""
@@ -58,13 +61,15 @@ class ArrangeOptions:
     """How :func:`arrange_piece` varies a piece.
 
     ``program_strategy``: ``"keep"`` (the file's programs), ``"family"`` (a random program of
-    each part's family) or ``"balanced"`` (for each part a family drawn uniformly among the 11
+    each part's family), ``"balanced"`` (for each part a family drawn uniformly among the 11
     NSynth families whose :data:`FAMILY_PITCH_RANGES` entry covers the part's pitches, or among
-    all 11 if none does, then a random program of it). ``distinct_programs``: avoid giving two
-    pitched parts of a piece the same program when the family has another one left (not
-    applied to ``"keep"``). ``velocity_jitter``: std dev of per-note velocity noise (MIDI
-    velocity units); ``part_velocity_offset``: each part's velocities shift by a uniform draw in
-    ±this. ``timing_jitter_ms``: std dev of independent start and end noise (ms).
+    all 11 if none does, then a random program of it) or ``"piano"`` (every pitched part on one
+    piano, a program of :data:`PIANO_PROGRAMS` drawn per piece: piano-only pieces).
+    ``distinct_programs``: avoid giving two pitched parts of a piece the same program when the
+    family has another one left (not applied to ``"keep"`` and ``"piano"``).
+    ``velocity_jitter``: std dev of per-note velocity noise (MIDI velocity units);
+    ``part_velocity_offset``: each part's velocities shift by a uniform draw in ±this.
+    ``timing_jitter_ms``: std dev of independent start and end noise (ms).
     ``tempo_scale``: (low, high) of a uniform tempo factor; times are divided by it (1.1 = 10 %
     faster). ``transpose_semitones``: (low, high) integer range; the shift is drawn among those
     keeping every pitched note within MIDI 21-108. ``gain_db_range``: (low, high) of a uniform
@@ -195,9 +200,13 @@ def _choose_programs(piece: Piece, options: ArrangeOptions, shift: int, rng: np.
     """One program per part, in part order; drum parts and ``"keep"`` keep theirs."""
     programs: list[int] = []
     used: set[int] = set()
+    piano = int(rng.choice(PIANO_PROGRAMS)) if options.program_strategy == "piano" else None
     for part in piece.parts:
         if part.is_drum or options.program_strategy == "keep":
             programs.append(part.program)
+            continue
+        if piano is not None:
+            programs.append(piano)
             continue
         if options.program_strategy == "family":
             family = family_of(part.program)
