@@ -25,11 +25,10 @@ import json
 import os
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from basic_pitch_runner import peak_rss_mb, write_json_atomic  # noqa: E402
+from basic_pitch_runner import package_versions, peak_rss_mb, write_json_atomic  # noqa: E402
 
 DECODING_HPARAMS = ("predict_onset_threshold", "predict_frame_threshold", "predict_offset_threshold", "min_duration_ms")
 PACKAGES = ("polyamp", "tensorflow", "tensorflow-cpu", "keras", "numpy")
@@ -86,16 +85,6 @@ def settings_of(model, args: argparse.Namespace) -> dict:
     return settings
 
 
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -140,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     output = {
         "system": "PolyAMP",
         "python": sys.version.split()[0],
-        "versions": package_versions(),
+        "versions": package_versions(PACKAGES),
         "settings": settings_of(model, args),
         "load_s": load_s,
         "peak_rss_mb": peak_rss_mb(),
