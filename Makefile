@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-output
+# Test processes (pytest-xdist; each test file runs whole on one worker, so module fixtures are made once).
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint clean
 
@@ -22,7 +24,7 @@ demo: install
 
 test: install
 	$(BIN)/pip install --quiet --no-deps --force-reinstall .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check polyamp cli tests benchmarks

@@ -331,6 +331,7 @@ def transcribe(
         check_output_options,
         load_engine,
         merge_hparams_json,
+        needs_transcription,
         open_sonifier,
         plan_batch,
         threshold_overrides,
@@ -372,9 +373,10 @@ def transcribe(
     if choice.pretrained is not None:
         typer.echo(f"using the {choice.pretrained.describe()}, model type {model_type}", err=True)
     try:
-        engine = load_engine(
-            model_type, model_dir, load_id, hparams_json, gin_file or [], gin_param or [], load_full, families, notes
-        )
+        engine = None  # a batch whose outputs all exist is skipped without loading the model
+        if any(needs_transcription(item, options) for item in planned):
+            gin_options = (gin_file or [], gin_param or [])
+            engine = load_engine(model_type, model_dir, load_id, hparams_json, *gin_options, load_full, families, notes)
         with batch_progress(len(planned)) as observer:
             report = transcribe_batch(engine, planned, options, sonifier, observer, left_out)
     except KeyboardInterrupt:

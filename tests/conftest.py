@@ -13,6 +13,38 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+_REPORT_FILE = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller (or a plain run) makes the file that pytest-xdist workers report lines to."""
+    if not hasattr(config, "workerinput"):
+        import tempfile
+
+        handle, name = tempfile.mkstemp(prefix="polyamp-test-report-", suffix=".txt")
+        os.close(handle)
+        config.stash[_REPORT_FILE] = Path(name)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # pytest-xdist: tell each worker where to report
+    from reporting import REPORT_FILE_KEY
+
+    node.workerinput[REPORT_FILE_KEY] = str(node.config.stash[_REPORT_FILE])
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """Prints the lines the workers reported (tests/reporting.py), then removes their file."""
+    path = config.stash.get(_REPORT_FILE, None)
+    if path is None or not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.unlink()
+    if lines:
+        terminalreporter.section("reports from the test workers")
+        for line in lines:
+            terminalreporter.write_line(line)
+
 
 @pytest.fixture(scope="session")
 def synthetic_tfrecord(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -87,6 +87,14 @@ def test_batch_reports_broken_files_then_resumes_and_overwrites(
     assert all(after[name][1] != before[name][1] for name in before)  # every output rewritten
     assert all(after[name][0] == before[name][0] for name in before)  # with the same content
 
+    (inputs / "noise.wav").unlink()
+    (inputs / "empty.wav").unlink()
+    loaded = len(loads)
+    done = _invoke(args)  # every output exists: nothing to transcribe, so the model is not even loaded
+    assert done.exit_code == 0, done.output
+    assert "transcribed 0, skipped 4 (outputs exist), failed 0 of 4" in done.stdout
+    assert len(loads) == loaded and _snapshot(out) == after
+
 
 def test_missing_outputs_are_added_and_existing_ones_kept(sensitive_model, clip: Path, tmp_path: Path) -> None:
     engine = melodic_engine(sensitive_model)
