@@ -421,6 +421,12 @@ def test_gin_presets_parse() -> None:
         parse_gin(["timbre/programs.gin"])
         hparams = TimbreHParams()
         assert hparams.timbre_program_loss_weight == 1.0 and hparams.timbre_context_layers == 2
+        assert hparams.timbre_pitch_shift_bins == 0
+        with gin.unlock_config():
+            gin.clear_config()
+        parse_gin(["timbre/augmented.gin"])
+        hparams = TimbreHParams()
+        assert hparams.timbre_pitch_shift_bins == 7 and hparams.timbre_program_loss_weight == 1.0
     finally:
         with gin.unlock_config():
             gin.clear_config()

@@ -17,9 +17,10 @@ Batches are ``(inputs, targets)``: ``inputs = {"timbre_spec": [B, T, bins], "not
 (T = crop frames at ``timbre_hop_length``, N = ``timbre_max_notes``, notes as MIDI pitch, start s,
 end s) and ``targets = {"family": [B, N, 12] one-hot, "mask": [B, N]}``, plus ``"program": [B, N, 128]``
 one-hot General MIDI programs when the model has a program head (``timbre_program_loss_weight > 0``).
-All shapes are static,
-so a training step is traced once. :func:`evaluation_crops` cuts a whole example into
-consecutive crops with every note in exactly one of them, for evaluation.
+With ``timbre_pitch_shift_bins`` > 0 each crop's CQT and notes are moved together by a random number
+of bins (:mod:`polyamp.data.timbre_augment`). All shapes are static, so a training step is traced once.
+:func:`evaluation_crops` cuts a whole example into consecutive crops with every note in exactly one of
+them, for evaluation.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def check_pipeline_hparams(hparams: TimbreHParams) -> None:
         raise ConfigError(f"TimbreHParams.truncated_length_secs must be positive, got {hparams.truncated_length_secs}")
     if hparams.timbre_gain_augment_db < 0:
         raise ConfigError(f"TimbreHParams.timbre_gain_augment_db must be >= 0, got {hparams.timbre_gain_augment_db}")
+    if int(hparams.timbre_pitch_shift_bins) < 0:
+        raise ConfigError(f"TimbreHParams.timbre_pitch_shift_bins must be >= 0, got {hparams.timbre_pitch_shift_bins}")
 
 
 def crop_notes_tf(
@@ -150,6 +153,7 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
     """
     import tensorflow as tf
 
+    from polyamp.data.timbre_augment import random_bin_shifts, shift_spectrogram_and_notes
     from polyamp.models.timbre import make_timbre_frontend
 
     check_pipeline_hparams(hparams)
@@ -162,6 +166,7 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
     gain_db = float(hparams.timbre_gain_augment_db)
     onsets_only = bool(hparams.timbre_onset_notes_only)
     with_programs = hparams.timbre_program_loss_weight > 0
+    shift_bins = int(hparams.timbre_pitch_shift_bins)
 
     def parse(example: dict[str, Any]) -> dict[str, Any]:
         return {"samples": example["samples"], "notes": sequence_notes_tf(example["sequence"])}
@@ -200,11 +205,14 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
     def spectrogram(batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         spec = frontend(batch["audio"])[:, :crop_frames]
         spec.set_shape([hparams.batch_size, crop_frames, frontend.num_bins])
-        inputs = {"timbre_spec": spec, "notes": batch["notes"]}
+        notes = batch["notes"]
         targets = {"family": batch["family"], "mask": batch["mask"]}
         if with_programs:
             targets["program"] = batch["program"]
-        return inputs, targets
+        if shift_bins > 0:
+            shifts = random_bin_shifts(hparams.batch_size, shift_bins)
+            spec, notes, targets = shift_spectrogram_and_notes(spec, notes, targets, shifts, frontend.bins_per_octave)
+        return {"timbre_spec": spec, "notes": notes}, targets
 
     dataset = source.tf_dataset(shuffle_files=True, seed=seed).repeat()
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)

@@ -128,3 +128,6 @@ class TimbreHParams:
     crops_per_example: int = 4  # crops cut from each decoded example
     shuffle_buffer_size: int = 64
     timbre_gain_augment_db: float = 0.0  # random gain in [-x, +x] dB applied to each training crop
+    # Random pitch shift of each training crop's CQT by up to this many bins (the notes move with it;
+    # polyamp.data.timbre_augment); 0 = off.
+    timbre_pitch_shift_bins: int = 0

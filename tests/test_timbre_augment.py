@@ -1,0 +1,76 @@
+"""Pitch-shift augmentation of Timbre batches (polyamp.data.timbre_augment): the CQT and the notes move together."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+BINS_PER_OCTAVE = 28
+
+
+def _batch() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Two crops of 5 frames x 40 bins, each with one lit bin and one note on it, plus a padding row."""
+    spec = np.zeros((2, 5, 40), np.float32)
+    spec[0, :, 10] = 1.0  # pitch 21 + 10 * 12 / 28
+    spec[1, :, 3] = 0.5
+    notes = np.array(
+        [[[21 + 10 * 12 / 28, 0.0, 1.0], [-1, -1, -1]], [[21 + 3 * 12 / 28, 0.5, 1.0], [-1, -1, -1]]], np.float32
+    )
+    family = np.zeros((2, 2, 12), np.float32)
+    family[0, 0, 2] = family[1, 0, 5] = 1.0
+    mask = np.array([[1, 0], [1, 0]], np.float32)
+    return spec, notes, {"family": family, "mask": mask}
+
+
+def test_shift_moves_the_spectrogram_and_the_note_pitches_together() -> None:
+    import tensorflow as tf
+
+    from polyamp.data.timbre_augment import shift_spectrogram_and_notes
+
+    spec, notes, targets = _batch()
+    shifted, moved, kept = shift_spectrogram_and_notes(
+        tf.constant(spec),
+        tf.constant(notes),
+        {k: tf.constant(v) for k, v in targets.items()},
+        tf.constant([7, -5], tf.int32),
+        BINS_PER_OCTAVE,
+    )
+    shifted, moved = shifted.numpy(), moved.numpy()
+    assert shifted.shape == spec.shape and moved.shape == notes.shape
+    assert np.flatnonzero(shifted[0, 0]).tolist() == [17]  # 7 bins up = 3 semitones
+    assert moved[0, 0, 0] == pytest.approx(notes[0, 0, 0] + 3.0) and moved[0, 0, 1:].tolist() == [0.0, 1.0]
+    assert np.all(moved[:, 1] == -1)  # padding stays padding
+    # 5 bins down from bin 3 leaves the spectrogram (bins moved in are the 0.0 floor) and the note leaves
+    # 21..108: it becomes padding with no label and no weight.
+    assert not shifted[1].any()
+    assert moved[1, 0].tolist() == [-1.0, -1.0, -1.0]
+    assert kept["mask"].numpy().tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    assert kept["family"].numpy()[0, 0, 2] == 1.0 and not kept["family"].numpy()[1].any()
+
+
+def test_zero_shift_is_the_identity_and_shifts_stay_in_range() -> None:
+    import tensorflow as tf
+
+    from polyamp.data.timbre_augment import random_bin_shifts, shift_spectrogram_and_notes
+
+    spec, notes, targets = _batch()
+    same = shift_spectrogram_and_notes(
+        tf.constant(spec),
+        tf.constant(notes),
+        {k: tf.constant(v) for k, v in targets.items()},
+        tf.zeros([2], tf.int32),
+        BINS_PER_OCTAVE,
+    )
+    assert np.array_equal(same[0].numpy(), spec) and np.array_equal(same[1].numpy(), notes)
+    assert np.array_equal(same[2]["family"].numpy(), targets["family"])
+    drawn = random_bin_shifts(4000, 3, seed=1).numpy()
+    assert set(drawn.tolist()) == {-3, -2, -1, 0, 1, 2, 3}
+
+
+def test_pipeline_rejects_a_negative_shift() -> None:
+    from polyamp.data.timbre_pipeline import check_pipeline_hparams
+    from polyamp.errors import ConfigError
+    from polyamp.models.timbre_hparams import TimbreHParams
+
+    with pytest.raises(ConfigError, match="timbre_pitch_shift_bins"):
+        check_pipeline_hparams(TimbreHParams(timbre_pitch_shift_bins=-1))
