@@ -7,9 +7,10 @@ operative config (plus any ``--melodic-hparams``/``--timbre-hparams`` overrides,
 bindings) and ``hparams.json``. The export is then loaded back from the new folder and every weight
 compared with the source, so a shipped model that does not load never ships. ``manifest.json``
 lists every file with its size and sha256 (``polyamp.pretrained`` checks them before loading);
-``MODEL_CARD.md`` describes data, SoundFonts, steps and figures (``--figures-json``, else "not yet
-measured"). The files are staged in a temporary folder and moved into place at the end; an
-existing export is replaced only with ``--overwrite``. More than 25 MB in all is refused.
+``MODEL_CARD.md`` describes data, SoundFonts, steps and figures (``--figures-json``, built from eval
+reports by ``scripts/pretrained_figures.py``; else "not yet measured"). The files are staged in a
+temporary folder and moved into place at the end; an existing export is replaced only with
+``--overwrite``. More than 25 MB in all is refused.
 
     python scripts/export_pretrained.py --melodic-dir runs/models --melodic-id context \\
         --timbre-dir runs/models --timbre-id context --figures-json benchmarks/results/pretrained_figures.json \\
