@@ -114,19 +114,27 @@ def main(argv: list[str] | None = None) -> int:
         results.append({"path": path, "seconds": seconds, "notes": notes})
         print(f"basic pitch: {Path(path).name}: {len(notes)} notes in {seconds:.2f} s", file=sys.stderr)
 
+    write_run_report(args.output, "Basic Pitch", package_versions(), settings, load_s, results)
+    return 0
+
+
+def write_run_report(
+    path: Path, system: str, versions: dict, settings: dict, load_s: float, results: list[dict]
+) -> None:
+    """Writes a runner's JSON report (system, Python, package versions, settings, load time in s, peak RSS in
+    MB, per-file results) atomically and prints its one-line summary; shared by both runners."""
     output = {
-        "system": "Basic Pitch",
+        "system": system,
         "python": sys.version.split()[0],
-        "versions": package_versions(),
+        "versions": versions,
         "settings": settings,
         "load_s": load_s,
         "peak_rss_mb": peak_rss_mb(),
         "files": results,
     }
-    write_json_atomic(args.output, output)
+    write_json_atomic(path, output)
     total = sum(result["seconds"] for result in results)
-    print(f"basic pitch: {len(results)} files, model loaded in {load_s:.2f} s, transcribed in {total:.1f} s")
-    return 0
+    print(f"{system.lower()}: {len(results)} files, model loaded in {load_s:.2f} s, transcribed in {total:.1f} s")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from basic_pitch_runner import package_versions, peak_rss_mb, write_json_atomic  # noqa: E402
+from basic_pitch_runner import package_versions, write_run_report  # noqa: E402
 
 DECODING_HPARAMS = ("predict_onset_threshold", "predict_frame_threshold", "predict_offset_threshold", "min_duration_ms")
 PACKAGES = ("polyamp", "tensorflow", "tensorflow-cpu", "keras", "numpy")
@@ -126,18 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"polyamp: {Path(path).name}: {len(result.notes)} notes in {seconds:.2f} s", file=sys.stderr)
 
-    output = {
-        "system": "PolyAMP",
-        "python": sys.version.split()[0],
-        "versions": package_versions(PACKAGES),
-        "settings": settings_of(model, args),
-        "load_s": load_s,
-        "peak_rss_mb": peak_rss_mb(),
-        "files": results,
-    }
-    write_json_atomic(args.output, output)
-    total = sum(result["seconds"] for result in results)
-    print(f"polyamp: {len(results)} files, model loaded in {load_s:.2f} s, transcribed in {total:.1f} s")
+    write_run_report(args.output, "PolyAMP", package_versions(PACKAGES), settings_of(model, args), load_s, results)
     return 0
 
 
