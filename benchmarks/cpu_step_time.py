@@ -7,6 +7,8 @@ shape: Melodic ``batch_size`` x ``truncated_length_secs`` of CQT frames; Timbre 
 is involved: this is the model's share of a training step.
 
     python benchmarks/cpu_step_time.py [--steps 5] [--output benchmarks/results/cpu_step_time.json]
+    python benchmarks/cpu_step_time.py --preset melodic=melodic/fast.gin --preset melodic=melodic/small.gin \
+        --gin-param "MelodicHParams.onset_lstm_units = 0" --onednn on --output /tmp/variants.json
 
 ``TF_ENABLE_ONEDNN_OPTS`` is set per child process (``0`` = off, ``1`` = on, TensorFlow's default on
 x86). Prints a Markdown table; stop other CPU work first, the figures are wall time.
@@ -28,7 +30,7 @@ _CHILD = r"""
 import json, sys, time
 from polyamp.config import parse_gin
 model_type, gin_file, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
-parse_gin([gin_file], [])
+parse_gin([gin_file], json.loads(sys.argv[4]))
 from polyamp.components import build_components
 import tensorflow as tf
 components = build_components(model_type=model_type)
@@ -63,11 +65,13 @@ print(json.dumps({"seconds_per_step": (time.perf_counter() - started) / steps, "
 """
 
 
-def time_preset(model_type: str, gin_file: str, onednn: bool, steps: int) -> dict[str, float]:
+def time_preset(
+    model_type: str, gin_file: str, onednn: bool, steps: int, gin_params: list[str] | None = None
+) -> dict[str, float]:
     """Runs one timing child process; returns ``{"seconds_per_step", "params"}``."""
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1" if onednn else "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD, model_type, gin_file, str(steps)],
+        [sys.executable, "-c", _CHILD, model_type, gin_file, str(steps), json.dumps(gin_params or [])],
         env=env,
         capture_output=True,
         text=True,
@@ -82,21 +86,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/cpu_step_time.json"))
+    parser.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        metavar="TYPE=GIN",
+        help="a model type and the gin file to time (repeatable); default: " + ", ".join(PRESETS.values()),
+    )
+    parser.add_argument("--gin-param", action="append", default=[], help="a gin binding for every preset")
+    parser.add_argument("--onednn", choices=("both", "on", "off"), default="both")
     args = parser.parse_args()
+    presets = [_parse_preset(text) for text in args.preset] or list(PRESETS.items())
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.onednn]
     rows = []
-    for model_type, gin_file in PRESETS.items():
-        off = time_preset(model_type, gin_file, onednn=False, steps=args.steps)
-        on = time_preset(model_type, gin_file, onednn=True, steps=args.steps)
-        rows.append(
-            {
-                "model_type": model_type,
-                "gin_file": gin_file,
-                "params": int(on["params"]),
-                "seconds_per_step_onednn_off": round(off["seconds_per_step"], 3),
-                "seconds_per_step_onednn_on": round(on["seconds_per_step"], 3),
-                "speedup": round(off["seconds_per_step"] / on["seconds_per_step"], 2),
-            }
-        )
+    for model_type, gin_file in presets:
+        row: dict[str, object] = {"model_type": model_type, "gin_file": gin_file, "gin_params": args.gin_param}
+        for onednn in modes:
+            timed = time_preset(model_type, gin_file, onednn=onednn, steps=args.steps, gin_params=args.gin_param)
+            row["params"] = int(timed["params"])
+            row[f"seconds_per_step_onednn_{'on' if onednn else 'off'}"] = round(timed["seconds_per_step"], 3)
+        if len(modes) == 2:
+            row["speedup"] = round(row["seconds_per_step_onednn_off"] / row["seconds_per_step_onednn_on"], 2)
+        rows.append(row)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     summary = {"cpu_count": os.cpu_count(), "steps": args.steps, "rows": rows}
     args.output.write_text(json.dumps(summary, indent=1) + "\n")
@@ -104,9 +115,17 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['gin_file']} | {row['params']:,} | {row['seconds_per_step_onednn_off']} "
-            f"| {row['seconds_per_step_onednn_on']} | {row['speedup']}x |"
+            f"| {row['gin_file']} | {row['params']:,} | {row.get('seconds_per_step_onednn_off', '-')} "
+            f"| {row.get('seconds_per_step_onednn_on', '-')} | {row.get('speedup', '-')} |"
         )
+
+
+def _parse_preset(text: str) -> tuple[str, str]:
+    """``"melodic=melodic/fast.gin"`` -> ``("melodic", "melodic/fast.gin")``."""
+    model_type, separator, gin_file = text.partition("=")
+    if not separator or model_type not in PRESETS or not gin_file:
+        raise SystemExit(f"--preset must look like melodic=melodic/small.gin, not {text!r}")
+    return model_type, gin_file
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ class MelodicHParams:
     pool_sizes: tuple[int, ...] = (1, 2, 2)
     dropout_drop_amts: tuple[float, ...] = (0.0, 0.25, 0.25)
     use_batch_normalization: bool = True
+    conv_pool_first: bool = False  # pool each conv layer's output before batch norm and ELU (cheaper)
     fc_size: int = 768
     fc_dropout_drop_amt: float = 0.5
     onset_lstm_units: int = 256

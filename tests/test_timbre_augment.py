@@ -1,4 +1,5 @@
-"""Pitch-shift augmentation of Timbre batches (polyamp.data.timbre_augment): the CQT and the notes move together."""
+"""Augmentation of Timbre batches (polyamp.data.timbre_augment): pitch shift moves the CQT and the notes
+together; random equalisation bends the spectral envelope and nothing else."""
 
 from __future__ import annotations
 
@@ -74,3 +75,29 @@ def test_pipeline_rejects_a_negative_shift() -> None:
 
     with pytest.raises(ConfigError, match="timbre_pitch_shift_bins"):
         check_pipeline_hparams(TimbreHParams(timbre_pitch_shift_bins=-1))
+    with pytest.raises(ConfigError, match="timbre_eq_augment_db"):
+        check_pipeline_hparams(TimbreHParams(timbre_eq_augment_db=-3.0))
+
+
+def test_eq_curves_are_piecewise_linear_between_octave_gains_within_the_limit() -> None:
+    from polyamp.data.timbre_augment import random_eq_curves
+
+    curves = random_eq_curves(500, 229, BINS_PER_OCTAVE, 6.0, seed=2).numpy()
+    assert curves.shape == (500, 229)
+    assert np.abs(curves).max() <= 6.0 and np.abs(curves).max() > 5.0
+    # Between two octave anchors (bins 28 and 56) the curve is a straight line.
+    middle = curves[:, 28:57]
+    np.testing.assert_allclose(np.diff(middle, n=2, axis=1), 0.0, atol=1e-4)
+    assert np.std(curves[:, 28] - curves[:, 56]) > 1.0  # octaves get their own gains
+
+
+def test_equalisation_adds_the_gain_in_the_log_scale_and_keeps_the_floor() -> None:
+    import tensorflow as tf
+
+    from polyamp.data.timbre_augment import equalise_spectrogram
+
+    spec = np.array([[[0.0, 0.5, 0.02, 0.9]]], np.float32)  # [1 crop, 1 frame, 4 bins]
+    curves = np.array([[6.0, -10.0, -5.0, 10.0]], np.float32)  # dB
+    out = equalise_spectrogram(tf.constant(spec), tf.constant(curves)).numpy()
+    # dB / 100 in the log scale; the floor bin stays at 0, a bin pushed below the floor stops there.
+    np.testing.assert_allclose(out[0, 0], [0.0, 0.4, 0.0, 1.0], atol=1e-6)

@@ -427,6 +427,12 @@ def test_gin_presets_parse() -> None:
         parse_gin(["timbre/augmented.gin"])
         hparams = TimbreHParams()
         assert hparams.timbre_pitch_shift_bins == 7 and hparams.timbre_program_loss_weight == 1.0
+        assert hparams.timbre_eq_augment_db == 0.0
+        with gin.unlock_config():
+            gin.clear_config()
+        parse_gin(["timbre/equalised.gin"])
+        hparams = TimbreHParams()
+        assert hparams.timbre_eq_augment_db == 9.0 and hparams.timbre_pitch_shift_bins == 7
     finally:
         with gin.unlock_config():
             gin.clear_config()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -21,6 +22,35 @@ def test_model_outputs_every_head_for_any_length() -> None:
         for name, value in outputs.items():
             assert tuple(value.shape) == (2, frames, 88), name
         assert 0.0 <= float(np.min(outputs["frames"])) and float(np.max(outputs["frames"])) <= 1.0
+
+
+def test_pooling_first_is_the_same_function_without_batch_norm() -> None:
+    """Max-pooling commutes with ELU, so conv_pool_first only moves work; batch norm then runs on pooled maps."""
+    hparams = MelodicHParams(
+        share_conv_features=True,
+        num_filters=(4, 4, 8),
+        pool_sizes=(1, 2, 2),
+        dropout_drop_amts=(0.0, 0.0, 0.0),
+        fc_size=16,
+        fc_dropout_drop_amt=0.0,
+        onset_lstm_units=0,
+        offset_lstm_units=0,
+        combined_lstm_units=0,
+        use_batch_normalization=False,
+    )
+    after = build_melodic_model(hparams, 229)
+    first = build_melodic_model(dataclasses.replace(hparams, conv_pool_first=True), 229)
+    first.set_weights(after.get_weights())
+    spec = np.random.default_rng(3).normal(size=(1, 20, 229)).astype(np.float32)
+    for name in ("onsets", "frames"):
+        np.testing.assert_allclose(first(spec, training=False)[name], after(spec, training=False)[name], rtol=1e-5)
+    with_norm = build_melodic_model(dataclasses.replace(hparams, use_batch_normalization=True), 229)
+    assert with_norm.get_layer("shared_bn1").output.shape[2] == 229  # batch norm before pooling
+    pooled_norm = build_melodic_model(
+        dataclasses.replace(hparams, use_batch_normalization=True, conv_pool_first=True), 229
+    )
+    assert pooled_norm.get_layer("shared_bn1").output.shape[2] == 114
+    assert pooled_norm.count_params() == with_norm.count_params()
 
 
 def test_recall_weighting_favours_positives() -> None:

@@ -1,4 +1,5 @@
-"""Pitch-shift augmentation of Timbre training batches: the CQT moved by whole bins, the notes with it.
+"""Augmentation of Timbre training batches: pitch shift (the CQT moved by whole bins, the notes with
+it) and random equalisation (a smooth gain curve over frequency).
 
 Moving a log-frequency spectrogram up by ``b`` bins moves every partial by ``b / bins_per_octave``
 octaves, formants included: the crop sounds like a slightly different instrument of the same kind
@@ -6,6 +7,11 @@ playing ``12 b / bins_per_octave`` semitones higher. The notes' pitches move by 
 fractional MIDI pitch; the Timbre model locates notes by fractional CQT bin), so the labels stay
 right. Bins moved in from outside the spectrogram are 0.0 (the log-magnitude floor); a note whose
 pitch leaves 21..108 becomes padding (pitch, start, end -1, zero labels, mask 0).
+
+Random equalisation adds to each crop a gain curve over frequency, linear between random gains drawn
+every octave: what a different SoundFont's sample, microphone or room does to the same instrument's
+spectral envelope, without moving its partials. The log scale is ``dB / 100 + 1`` (see
+:func:`polyamp.audio.frontends.to_log_scale`), so ``g`` dB adds ``g / 100``; bins at the floor stay 0.
 """
 
 from __future__ import annotations
@@ -51,3 +57,33 @@ def shift_spectrogram_and_notes(
         weight = keep if value.shape.rank == 2 else keep[..., None]
         moved_targets[name] = value * tf.cast(weight, value.dtype)
     return spec, notes, moved_targets
+
+
+def random_eq_curves(
+    batch_size: int, num_bins: int, bins_per_octave: int, max_db: float, seed: int | None = None
+) -> Any:
+    """float32 ``[batch_size, num_bins]`` gain curves in dB: uniform in ``[-max_db, max_db]`` at every
+    ``bins_per_octave``-th bin (and the last), linear in between."""
+    import tensorflow as tf
+
+    anchors = list(range(0, num_bins, bins_per_octave))
+    if anchors[-1] != num_bins - 1:
+        anchors.append(num_bins - 1)
+    gains = tf.random.uniform([batch_size, len(anchors)], -max_db, max_db, seed=seed)
+    bins = tf.range(num_bins, dtype=tf.float32)
+    anchor_bins = tf.constant(anchors, tf.float32)
+    right = tf.clip_by_value(tf.searchsorted(anchor_bins, bins, side="right"), 1, len(anchors) - 1)
+    left = right - 1
+    fraction = (bins - tf.gather(anchor_bins, left)) / (tf.gather(anchor_bins, right) - tf.gather(anchor_bins, left))
+    return tf.gather(gains, left, axis=1) * (1.0 - fraction) + tf.gather(gains, right, axis=1) * fraction
+
+
+def equalise_spectrogram(spec: Any, curves_db: Any) -> Any:
+    """Graph op: log-scale ``spec`` float ``[B, T, bins]`` with gains ``curves_db`` ``[B, bins]`` (dB) applied.
+
+    Values stay in the log scale's range: never below the 0.0 floor, and bins at the floor stay there.
+    """
+    import tensorflow as tf
+
+    raised = tf.maximum(spec + curves_db[:, None, :] / 100.0, 0.0)
+    return tf.where(spec > 0.0, raised, tf.zeros_like(spec))

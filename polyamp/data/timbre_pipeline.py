@@ -18,7 +18,8 @@ Batches are ``(inputs, targets)``: ``inputs = {"timbre_spec": [B, T, bins], "not
 end s) and ``targets = {"family": [B, N, 12] one-hot, "mask": [B, N]}``, plus ``"program": [B, N, 128]``
 one-hot General MIDI programs when the model has a program head (``timbre_program_loss_weight > 0``).
 With ``timbre_pitch_shift_bins`` > 0 each crop's CQT and notes are moved together by a random number
-of bins (:mod:`polyamp.data.timbre_augment`). All shapes are static, so a training step is traced once.
+of bins, and with ``timbre_eq_augment_db`` > 0 each crop's CQT gets a random smooth gain curve over
+frequency (:mod:`polyamp.data.timbre_augment`). All shapes are static, so a training step is traced once.
 :func:`evaluation_crops` cuts a whole example into consecutive crops with every note in exactly one of
 them, for evaluation.
 """
@@ -96,6 +97,8 @@ def check_pipeline_hparams(hparams: TimbreHParams) -> None:
         raise ConfigError(f"TimbreHParams.timbre_gain_augment_db must be >= 0, got {hparams.timbre_gain_augment_db}")
     if int(hparams.timbre_pitch_shift_bins) < 0:
         raise ConfigError(f"TimbreHParams.timbre_pitch_shift_bins must be >= 0, got {hparams.timbre_pitch_shift_bins}")
+    if hparams.timbre_eq_augment_db < 0:
+        raise ConfigError(f"TimbreHParams.timbre_eq_augment_db must be >= 0, got {hparams.timbre_eq_augment_db}")
 
 
 def crop_notes_tf(
@@ -153,7 +156,12 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
     """
     import tensorflow as tf
 
-    from polyamp.data.timbre_augment import random_bin_shifts, shift_spectrogram_and_notes
+    from polyamp.data.timbre_augment import (
+        equalise_spectrogram,
+        random_bin_shifts,
+        random_eq_curves,
+        shift_spectrogram_and_notes,
+    )
     from polyamp.models.timbre import make_timbre_frontend
 
     check_pipeline_hparams(hparams)
@@ -167,6 +175,7 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
     onsets_only = bool(hparams.timbre_onset_notes_only)
     with_programs = hparams.timbre_program_loss_weight > 0
     shift_bins = int(hparams.timbre_pitch_shift_bins)
+    eq_db = float(hparams.timbre_eq_augment_db)
 
     def parse(example: dict[str, Any]) -> dict[str, Any]:
         return {"samples": example["samples"], "notes": sequence_notes_tf(example["sequence"])}
@@ -212,6 +221,9 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
         if shift_bins > 0:
             shifts = random_bin_shifts(hparams.batch_size, shift_bins)
             spec, notes, targets = shift_spectrogram_and_notes(spec, notes, targets, shifts, frontend.bins_per_octave)
+        if eq_db > 0:
+            curves = random_eq_curves(hparams.batch_size, frontend.num_bins, frontend.bins_per_octave, eq_db)
+            spec = equalise_spectrogram(spec, curves)
         return {"timbre_spec": spec, "notes": notes}, targets
 
     dataset = source.tf_dataset(shuffle_files=True, seed=seed).repeat()

@@ -34,12 +34,15 @@ def conv_stack(
     elu_alpha: float,
     fc_size: int,
     fc_dropout: float,
+    pool_first: bool = False,
 ) -> Any:
     """Onsets-and-Frames acoustic stack.
 
     spec: [batch, frames, bins, 1] -> [batch, frames, fc_size]. Each conv layer i has
     ``num_filters[i]`` kernels of ``temporal_sizes[i]`` frames by ``freq_sizes[i]`` bins, then
     optional batch norm, ELU, max-pooling of ``pool_sizes[i]`` bins along frequency, dropout.
+    With ``pool_first`` the pooling comes straight after the convolution, so batch norm and ELU run on
+    maps ``pool_sizes[i]`` times smaller; the layers and their weights are the same.
     """
     import keras
 
@@ -61,11 +64,16 @@ def conv_stack(
             kernel_initializer="he_uniform",
             name=f"{name}_conv{index}",
         )(x)
+        pool = None
+        if pool_sizes[index] > 1:
+            pool = keras.layers.MaxPooling2D((1, pool_sizes[index]), name=f"{name}_pool{index}")
+        if pool is not None and pool_first:
+            x = pool(x)
         if use_batch_normalization:
             x = batch_normalization(f"{name}_bn{index}")(x)
         x = keras.layers.ELU(alpha=elu_alpha, name=f"{name}_elu{index}")(x)
-        if pool_sizes[index] > 1:
-            x = keras.layers.MaxPooling2D((1, pool_sizes[index]), name=f"{name}_pool{index}")(x)
+        if pool is not None and not pool_first:
+            x = pool(x)
         if dropout_amounts[index] > 0:
             x = keras.layers.Dropout(dropout_amounts[index], name=f"{name}_dropout{index}")(x)
     bins, channels = x.shape[2], x.shape[3]

@@ -36,6 +36,7 @@ def build_melodic_model(hparams: MelodicHParams, num_bins: int) -> Any:
         elu_alpha=hparams.melodic_leaky_alpha,
         fc_size=hparams.fc_size,
         fc_dropout=hparams.fc_dropout_drop_amt,
+        pool_first=hparams.conv_pool_first,
     )
 
     shared = conv_stack(image, name="shared", **stack_options) if hparams.share_conv_features else None

@@ -131,3 +131,6 @@ class TimbreHParams:
     # Random pitch shift of each training crop's CQT by up to this many bins (the notes move with it;
     # polyamp.data.timbre_augment); 0 = off.
     timbre_pitch_shift_bins: int = 0
+    # Random equalisation of each training crop: a gain curve over frequency, linear between gains drawn
+    # uniformly in [-x, +x] dB at every octave (polyamp.data.timbre_augment); 0 = off.
+    timbre_eq_augment_db: float = 0.0
