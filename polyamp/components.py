@@ -45,7 +45,8 @@ def build_components(
 
         timbre_frontend = make_timbre_frontend(hparams)
         model = MODELS.get("timbre")(hparams, timbre_frontend.num_bins)
-        return Components(model_type, hparams, timbre_frontend, model, POSTPROCESSORS.get("multi_instrument")())
+        decoder = POSTPROCESSORS.get("multi_instrument")(min_family_share=hparams.min_family_share)
+        return Components(model_type, hparams, timbre_frontend, model, decoder)
     frontend_object = FRONTENDS.get(frontend)()
     model = MODELS.get(model_type)(hparams, frontend_object.num_bins)
     decoder = POSTPROCESSORS.get(postprocessor)(
@@ -74,6 +75,7 @@ def _build_full_components() -> Components:
     decoder = MultiInstrumentDecoder(
         multiple_instruments_threshold=hparams.multiple_instruments_threshold,
         present_instruments=list(hparams.present_instruments) or None,
+        min_family_share=timbre.hparams.min_family_share,
         agnostic_decoder=melodic.decoder,
     )
     return Components("full", hparams, melodic.frontend, model, decoder, {"melodic": melodic, "timbre": timbre})

@@ -65,6 +65,7 @@ def assign_note_families(components: Any, family_probs: np.ndarray, allowed: lis
         decoder.best_threshold,
         None if use_all else allowed,
         decoder.keep_unassigned,
+        decoder.min_family_share,
     )
     if use_all and allowed is not None:
         keep = np.zeros(mask.shape[1], bool)

@@ -74,8 +74,14 @@ def evaluate_timbre(
     eval_num_steps: int | None = None,
     progress: Callable[[int, int | None, str], None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(pooled timbre metrics, per-example accuracy rows) over up to ``eval_num_steps`` examples."""
+    """(pooled timbre metrics, per-example accuracy rows) over up to ``eval_num_steps`` examples.
+
+    With ``min_family_share`` > 0 (the decoder's, from TimbreHParams) each example's notes are scored
+    among the families its recording keeps (:func:`~polyamp.decode.multi_instrument.recording_families`),
+    as transcription assigns them.
+    """
     from polyamp.data.timbre_pipeline import sequence_notes
+    from polyamp.decode.multi_instrument import restrict_to_recording_families
     from polyamp.multi_metrics import TimbreMetricsAccumulator, timbre_metrics
 
     accumulator = TimbreMetricsAccumulator()
@@ -87,6 +93,7 @@ def evaluate_timbre(
         if len(reference) == 0:
             continue
         probs = label_notes(components, example.samples, reference[:, :3])
+        probs = restrict_to_recording_families(probs, components.decoder.min_family_share)
         families = reference[:, 3].astype(np.int64)
         accumulator.add(families, probs)
         row = timbre_metrics(families, probs)

@@ -85,6 +85,7 @@ def label_notes_file(
         best_threshold=decoder.best_threshold,
         allowed_families=allowed,
         keep_unassigned=decoder.keep_unassigned,
+        min_family_share=decoder.min_family_share,
     )
     notes = [
         Note(int(note.pitch), float(note.start_time), float(note.end_time), int(note.velocity or 80))

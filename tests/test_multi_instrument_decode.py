@@ -22,6 +22,7 @@ from polyamp.decode.multi_instrument import (
     present_families,
     present_instruments_to_families,
     present_instruments_vector,
+    restrict_to_recording_families,
 )
 from polyamp.decode.onsets_frames import Note, OnsetsFramesDecoder
 from polyamp.errors import ConfigError, MidiError, OutputExistsError
@@ -94,6 +95,42 @@ def test_allowed_families_restrict_both_the_best_and_the_extra_families():
         assign_families(notes, allowed_families=[])
     with pytest.raises(ConfigError, match="0-11"):
         assign_families(notes, allowed_families=[12])
+
+
+def test_min_family_share_moves_notes_off_families_the_recording_is_rarely_heard_as():
+    # 9 string-like notes and one note heard as guitar: guitar's mean probability is 0.105.
+    notes = np.stack([probs(string=0.9)] * 9 + [probs(guitar=0.6, string=0.3)])
+    assert assign_families(notes)[-1] == [GUITAR]
+    assert assign_families(notes, min_family_share=0.15) == [[STRING]] * 10
+    assert assign_families(notes, min_family_share=0.1)[-1] == [GUITAR]
+    # A share the recording's families reach keeps them all; a share none reaches keeps the best one.
+    mixed = np.stack([probs(string=0.9)] * 6 + [probs(guitar=0.9)] * 4)  # means 0.56 and 0.39
+    assert assign_families(mixed, min_family_share=0.3) == [[STRING]] * 6 + [[GUITAR]] * 4
+    assert assign_families(mixed, min_family_share=0.9) == [[STRING]] * 10
+    # Applied after the user's restriction: the best allowed family stays.
+    assert assign_families(notes, allowed_families=[BRASS, GUITAR], min_family_share=0.5) == [[GUITAR]] * 10
+    assert assign_families(np.zeros((0, 12)), min_family_share=0.2) == []
+    with pytest.raises(ConfigError, match="min_family_share"):
+        assign_families(notes, min_family_share=-0.1)
+    assert MultiInstrumentDecoder(min_family_share=0.15).assign(notes) == [[STRING]] * 10
+    # Evaluation scores the same choice: the dropped families' probabilities become 0.
+    restricted = restrict_to_recording_families(notes, 0.15)
+    assert restricted[:, GUITAR].max() == 0.0 and np.array_equal(restricted[:, STRING], notes[:, STRING])
+    assert np.array_equal(restrict_to_recording_families(notes, 0.0), notes)
+
+
+def test_min_family_share_is_a_timbre_hparam_that_reaches_both_decoders():
+    from polyamp.components import build_components
+    from polyamp.config import bind_hparams, parse_gin, parse_hparams_json
+
+    try:
+        parse_gin(["full/tiny.gin"])
+        bind_hparams("full", parse_hparams_json("full", '{"min_family_share": 0.12}'))
+        assert build_components(model_type="timbre").decoder.min_family_share == 0.12
+        assert build_components(model_type="full").decoder.min_family_share == 0.12
+    finally:
+        with gin.unlock_config():
+            gin.clear_config()
 
 
 def test_no_notes_and_bad_inputs():

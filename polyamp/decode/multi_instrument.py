@@ -20,6 +20,13 @@ Restricting families (``present_instruments``, ``--families string,brass``): onl
 families can be chosen, the most probable family is the most probable *allowed* one. The 2020
 code fed the ground-truth family list here during training and evaluation; PolyAMP never uses
 ground truth at inference: all families are allowed unless the user restricts them.
+
+Families of the recording (``min_family_share``, default 0 = off): the families whose mean
+probability over all the notes of one recording is below ``min_family_share`` are not allowed for
+that recording, so that notes scattered over unlikely families go to the families the recording
+is mostly heard as (applied after ``present_instruments`` / ``--families``; at least one family
+always stays). An estimate of the instruments present from the audio alone, where the 2020 code
+used the ground-truth list.
 ``use_all_instruments`` only concerns what a training/evaluation pipeline feeds a model (see
 :func:`present_instruments_vector`), never this decoder.
 """
@@ -191,14 +198,17 @@ def family_mask(
     best_threshold: float = 0.5,
     allowed_families: Sequence[int] | None = None,
     keep_unassigned: bool = True,
+    min_family_share: float = 0.0,
 ) -> np.ndarray:
     """bool [N, 12]: ``mask[i, c]`` when note ``i`` goes to family ``c`` (rule in the module docstring).
 
-    ``note_family_probs`` is [N, 12] in [0, 1]; ``allowed_families`` (indices) restricts the
-    families (``None`` = all).
+    ``note_family_probs`` is [N, 12] in [0, 1], the notes of one recording; ``allowed_families``
+    (indices) restricts the families (``None`` = all). ``min_family_share`` > 0 also drops the
+    families whose mean probability over the recording's notes is below it (module docstring).
     """
     multiple_instruments_threshold = _check_threshold("multiple_instruments_threshold", multiple_instruments_threshold)
     best_threshold = _check_threshold("best_threshold", best_threshold)
+    min_family_share = _check_threshold("min_family_share", min_family_share)
     probs = _as_family_probs(note_family_probs)
     allowed = np.ones(NUM_FAMILIES, bool)
     if allowed_families is not None:
@@ -207,6 +217,8 @@ def family_mask(
             allowed[_check_family(family, "allowed_families")] = True
         if not allowed.any():
             raise ConfigError("allowed_families is empty: allow at least one instrument family")
+    if min_family_share > 0 and len(probs):
+        allowed = recording_families(probs, min_family_share, allowed)
     rows = np.arange(probs.shape[0])
     best = np.argmax(np.where(allowed, probs, -np.inf), axis=1)
     best_probs = probs[rows, best]
@@ -217,16 +229,43 @@ def family_mask(
     return mask
 
 
+def recording_families(probs: np.ndarray, min_family_share: float, allowed: np.ndarray) -> np.ndarray:
+    """bool [12]: the ``allowed`` families whose mean probability over the notes ``probs`` [N, 12] is at
+    least ``min_family_share``; the allowed family with the largest mean when none is."""
+    share = probs.mean(axis=0)
+    kept = allowed & (share >= min_family_share)
+    if not kept.any():
+        kept[np.argmax(np.where(allowed, share, -np.inf))] = True
+    return kept
+
+
+def restrict_to_recording_families(note_family_probs: Any, min_family_share: float) -> np.ndarray:
+    """float32 [N, 12]: ``note_family_probs`` of one recording with the families
+    :func:`recording_families` drops set to 0, so an argmax picks among the recording's families."""
+    min_family_share = _check_threshold("min_family_share", min_family_share)
+    probs = _as_family_probs(note_family_probs)
+    if min_family_share <= 0 or not len(probs):
+        return probs
+    kept = recording_families(probs, min_family_share, np.ones(NUM_FAMILIES, bool))
+    return np.where(kept, probs, 0.0).astype(np.float32)
+
+
 def assign_families(
     note_family_probs: Any,
     multiple_instruments_threshold: float = 0.6,
     best_threshold: float = 0.5,
     allowed_families: Sequence[int] | None = None,
     keep_unassigned: bool = True,
+    min_family_share: float = 0.0,
 ) -> list[list[int]]:
     """Ascending family indices of each note (see :func:`family_mask`); ``[]`` for a dropped note."""
     mask = family_mask(
-        note_family_probs, multiple_instruments_threshold, best_threshold, allowed_families, keep_unassigned
+        note_family_probs,
+        multiple_instruments_threshold,
+        best_threshold,
+        allowed_families,
+        keep_unassigned,
+        min_family_share,
     )
     return [np.flatnonzero(row).tolist() for row in mask]
 
@@ -379,6 +418,7 @@ class MultiInstrumentDecoder:
         best_threshold: float = 0.5,
         present_instruments: Any = None,
         keep_unassigned: bool = True,
+        min_family_share: float = 0.0,
         agnostic_decoder: OnsetsFramesDecoder | None = None,
         **agnostic_settings: Any,
     ) -> None:
@@ -390,6 +430,7 @@ class MultiInstrumentDecoder:
         if not isinstance(keep_unassigned, (bool, np.bool_)):
             raise ConfigError(f"MultiInstrumentDecoder.keep_unassigned must be true or false, got {keep_unassigned!r}")
         self.keep_unassigned = bool(keep_unassigned)
+        self.min_family_share = _check_threshold("min_family_share", min_family_share)
         if agnostic_decoder is not None and agnostic_settings:
             raise ConfigError(
                 "MultiInstrumentDecoder: give either agnostic_decoder or agnostic settings "
@@ -422,6 +463,7 @@ class MultiInstrumentDecoder:
             self.best_threshold,
             self.allowed_families,
             self.keep_unassigned,
+            self.min_family_share,
         )
 
     def split(self, notes: Sequence[Any], note_family_probs: Any) -> NotesByFamily:

@@ -134,3 +134,6 @@ class TimbreHParams:
     # Random equalisation of each training crop: a gain curve over frequency, linear between gains drawn
     # uniformly in [-x, +x] dB at every octave (polyamp.data.timbre_augment); 0 = off.
     timbre_eq_augment_db: float = 0.0
+    # Inference: families whose mean probability over all the notes of one recording is below this are
+    # not given to its notes (polyamp.decode.multi_instrument.recording_families); 0 = off.
+    min_family_share: float = 0.0
