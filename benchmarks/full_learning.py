@@ -60,6 +60,13 @@ def main() -> int:
         "onset threshold is chosen; without it the trained default (0.5) is used.",
     )
     parser.add_argument("--onset-thresholds", default="0.2,0.3,0.4,0.5", help="Candidates for --validation-dir.")
+    parser.add_argument(
+        "--min-family-share",
+        type=float,
+        default=0.0,
+        help="Timbre hparam min_family_share for the Full evaluation, as timbre_learning.py chose it on the "
+        "validation pieces (0 = off).",
+    )
     args = parser.parse_args()
     work = args.work_dir
     models = work / "models"
@@ -73,14 +80,16 @@ def main() -> int:
         train_dir = pooled_train_dir(args.train_dir, work / "train-pooled")
         train_seconds = run(train_arguments("melodic", train_dir, models, args))
     results: dict = {"model_id": args.model_id, "melodic_gin_file": args.gin_file, "train_seconds": train_seconds}
-    overrides: list[str] = []
+    hparams: dict[str, float] = {"min_family_share": args.min_family_share} if args.min_family_share > 0 else {}
     if args.validation_dir is not None:
         thresholds = [float(value) for value in args.onset_thresholds.split(",")]
         scores = {value: validation_onset_f1(models, args, value) for value in thresholds}
         best = max(scores, key=lambda value: scores[value])
         results["onset_threshold_validation"] = {"f1_by_threshold": scores, "chosen": best}
-        overrides = ["--hparams", json.dumps({"predict_onset_threshold": best})]
+        hparams["predict_onset_threshold"] = best
         print(f"onset threshold chosen on {args.validation_dir}: {best} (agnostic onset F1 {scores})")
+    results["eval_hparams"] = hparams
+    overrides = ["--hparams", json.dumps(hparams)] if hparams else []
     results["sets"] = {}
     for name, folder_name in EVAL_SETS.items():
         output = work / f"full-eval-{folder_name}.json"
