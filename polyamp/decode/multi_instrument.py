@@ -20,6 +20,8 @@ Restricting families (``present_instruments``, ``--families string,brass``): onl
 families can be chosen, the most probable family is the most probable *allowed* one. The 2020
 code fed the ground-truth family list here during training and evaluation; PolyAMP never uses
 ground truth at inference: all families are allowed unless the user restricts them.
+``use_all_instruments`` only concerns what a training/evaluation pipeline feeds a model (see
+:func:`present_instruments_vector`), never this decoder.
 
 Families of the recording (``min_family_share``, default 0 = off): the families whose mean
 probability over all the notes of one recording is below ``min_family_share`` are not allowed for
@@ -27,8 +29,6 @@ that recording, so that notes scattered over unlikely families go to the familie
 is mostly heard as (applied after ``present_instruments`` / ``--families``; at least one family
 always stays). An estimate of the instruments present from the audio alone, where the 2020 code
 used the ground-truth list.
-``use_all_instruments`` only concerns what a training/evaluation pipeline feeds a model (see
-:func:`present_instruments_vector`), never this decoder.
 """
 
 from __future__ import annotations
