@@ -59,7 +59,7 @@ def main() -> int:
         help="Slakh-layout validation split (pieces of neither training nor evaluation) on which the Melodic "
         "onset threshold is chosen; without it the trained default (0.5) is used.",
     )
-    parser.add_argument("--onset-thresholds", default="0.2,0.3,0.4,0.5", help="Candidates for --validation-dir.")
+    parser.add_argument("--onset-thresholds", default="0.3,0.4,0.5,0.6,0.7", help="Candidates for --validation-dir.")
     parser.add_argument(
         "--min-family-share",
         type=float,
