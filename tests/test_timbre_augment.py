@@ -101,3 +101,35 @@ def test_equalisation_adds_the_gain_in_the_log_scale_and_keeps_the_floor() -> No
     out = equalise_spectrogram(tf.constant(spec), tf.constant(curves)).numpy()
     # dB / 100 in the log scale; the floor bin stays at 0, a bin pushed below the floor stops there.
     np.testing.assert_allclose(out[0, 0], [0.0, 0.4, 0.0, 1.0], atol=1e-6)
+
+
+def test_onset_jitter_moves_starts_within_the_limit_and_keeps_padding() -> None:
+    import tensorflow as tf
+
+    from polyamp.data.timbre_augment import jitter_note_onsets
+
+    rng = np.random.default_rng(0)
+    starts = rng.uniform(0.0, 4.0, (4, 50)).astype(np.float32)
+    notes = np.stack([np.full((4, 50), 60.0, np.float32), starts, starts + 0.01], axis=-1)
+    notes[:, 40:] = -1.0  # padding rows
+    moved = jitter_note_onsets(tf.constant(notes), 0.05, crop_seconds=4.0).numpy()
+    real = notes[:, :40]
+    offsets = moved[:, :40, 1] - real[..., 1]
+    inside = (real[..., 1] > 0.05) & (real[..., 1] < 3.95)
+    assert np.all(np.abs(offsets[inside]) <= 0.05 + 1e-6)
+    assert np.abs(offsets[inside]).max() > 0.02 and (offsets[inside] > 0).any() and (offsets[inside] < 0).any()
+    assert np.all((moved[:, :40, 1] >= 0.0) & (moved[:, :40, 1] <= 4.0))
+    assert np.all(moved[:, :40, 2] >= moved[:, :40, 1])  # an end never comes before its start
+    assert np.all(moved[:, :40, 2] >= real[..., 2])  # ends only move up, and only when a start passes them
+    np.testing.assert_array_equal(moved[..., 0], notes[..., 0])
+    np.testing.assert_array_equal(moved[:, 40:], notes[:, 40:])
+
+
+def test_pipeline_rejects_a_negative_or_crop_long_onset_jitter() -> None:
+    from polyamp.data.timbre_pipeline import check_pipeline_hparams
+    from polyamp.errors import ConfigError
+    from polyamp.models.timbre_hparams import TimbreHParams
+
+    for value in (-0.01, 4.0):
+        with pytest.raises(ConfigError, match="timbre_onset_jitter_seconds"):
+            check_pipeline_hparams(TimbreHParams(timbre_onset_jitter_seconds=value, truncated_length_secs=4.0))

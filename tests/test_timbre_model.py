@@ -433,6 +433,11 @@ def test_gin_presets_parse() -> None:
         parse_gin(["timbre/equalised.gin"])
         hparams = TimbreHParams()
         assert hparams.timbre_eq_augment_db == 9.0 and hparams.timbre_pitch_shift_bins == 7
+        with gin.unlock_config():
+            gin.clear_config()
+        parse_gin(["timbre/jittered.gin"])
+        hparams = TimbreHParams()
+        assert hparams.timbre_onset_jitter_seconds == 0.048 and hparams.timbre_pitch_shift_bins == 7
     finally:
         with gin.unlock_config():
             gin.clear_config()

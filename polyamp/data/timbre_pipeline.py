@@ -18,8 +18,9 @@ Batches are ``(inputs, targets)``: ``inputs = {"timbre_spec": [B, T, bins], "not
 end s) and ``targets = {"family": [B, N, 12] one-hot, "mask": [B, N]}``, plus ``"program": [B, N, 128]``
 one-hot General MIDI programs when the model has a program head (``timbre_program_loss_weight > 0``).
 With ``timbre_pitch_shift_bins`` > 0 each crop's CQT and notes are moved together by a random number
-of bins, and with ``timbre_eq_augment_db`` > 0 each crop's CQT gets a random smooth gain curve over
-frequency (:mod:`polyamp.data.timbre_augment`). All shapes are static, so a training step is traced once.
+of bins, with ``timbre_eq_augment_db`` > 0 each crop's CQT gets a random smooth gain curve over
+frequency, and with ``timbre_onset_jitter_seconds`` > 0 each note's start moves by a random offset
+(:mod:`polyamp.data.timbre_augment`). All shapes are static, so a training step is traced once.
 :func:`evaluation_crops` cuts a whole example into consecutive crops with every note in exactly one of
 them, for evaluation.
 """
@@ -99,6 +100,11 @@ def check_pipeline_hparams(hparams: TimbreHParams) -> None:
         raise ConfigError(f"TimbreHParams.timbre_pitch_shift_bins must be >= 0, got {hparams.timbre_pitch_shift_bins}")
     if hparams.timbre_eq_augment_db < 0:
         raise ConfigError(f"TimbreHParams.timbre_eq_augment_db must be >= 0, got {hparams.timbre_eq_augment_db}")
+    if not 0 <= hparams.timbre_onset_jitter_seconds < hparams.truncated_length_secs:
+        raise ConfigError(
+            "TimbreHParams.timbre_onset_jitter_seconds must be >= 0 and shorter than the crop, "
+            f"got {hparams.timbre_onset_jitter_seconds}"
+        )
 
 
 def crop_notes_tf(
@@ -158,6 +164,7 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
 
     from polyamp.data.timbre_augment import (
         equalise_spectrogram,
+        jitter_note_onsets,
         random_bin_shifts,
         random_eq_curves,
         shift_spectrogram_and_notes,
@@ -176,6 +183,7 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
     with_programs = hparams.timbre_program_loss_weight > 0
     shift_bins = int(hparams.timbre_pitch_shift_bins)
     eq_db = float(hparams.timbre_eq_augment_db)
+    jitter_seconds = float(hparams.timbre_onset_jitter_seconds)
 
     def parse(example: dict[str, Any]) -> dict[str, Any]:
         return {"samples": example["samples"], "notes": sequence_notes_tf(example["sequence"])}
@@ -224,6 +232,8 @@ def timbre_training_batches(source: Any, hparams: TimbreHParams, frontend: Any =
         if eq_db > 0:
             curves = random_eq_curves(hparams.batch_size, frontend.num_bins, frontend.bins_per_octave, eq_db)
             spec = equalise_spectrogram(spec, curves)
+        if jitter_seconds > 0:
+            notes = jitter_note_onsets(notes, jitter_seconds, crop_seconds)
         return {"timbre_spec": spec, "notes": notes}, targets
 
     dataset = source.tf_dataset(shuffle_files=True, seed=seed).repeat()

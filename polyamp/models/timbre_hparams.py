@@ -134,6 +134,10 @@ class TimbreHParams:
     # Random equalisation of each training crop: a gain curve over frequency, linear between gains drawn
     # uniformly in [-x, +x] dB at every octave (polyamp.data.timbre_augment); 0 = off.
     timbre_eq_augment_db: float = 0.0
+    # Random onset jitter of each training note: its start moves by a uniform offset in [-x, +x] seconds
+    # (clipped to the crop; its end never before its start), as the onsets of transcribed notes are off
+    # by up to a frame or two (polyamp.data.timbre_augment); 0 = off.
+    timbre_onset_jitter_seconds: float = 0.0
     # Inference: families whose mean probability over all the notes of one recording is below this are
     # not given to its notes (polyamp.decode.multi_instrument.recording_families); 0 = off.
     min_family_share: float = 0.0
