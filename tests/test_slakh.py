@@ -216,6 +216,30 @@ def test_notes_read_back_with_programs_families_and_times(track: tuple[Path, Pie
         track_sequence(read_track_metadata(track_dir), ["S07"])
 
 
+def test_stem_midi_is_parsed_once_until_the_file_changes(tmp_path: Path) -> None:
+    from polyamp.data.slakh_layout import read_stem_midi
+
+    track_dir = tmp_path / "Track00001"
+    shutil.copytree(write_track(tmp_path / "source" / "Track00001", seed=3)[0], track_dir)
+    stem = read_track_metadata(track_dir).rendered_stems[0]
+    path = Path(stem.midi_path)
+    first = read_stem_midi(path)
+    assert read_stem_midi(path) is first  # the second submix of the track reuses the parse
+    other = read_track_metadata(tmp_path / "source" / "Track00001").rendered_stems[1]
+    replacement = Path(other.midi_path).read_bytes()
+    path.write_bytes(replacement)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    changed = read_stem_midi(path)
+    assert changed is not first
+    assert [note.pitch for note in changed.notes] == [note.pitch for note in read_midi(path).notes]
+    path.write_bytes(b"not midi")
+    with pytest.raises(MidiError, match=str(path.name)):
+        read_stem_midi(path)
+    path.unlink()
+    with pytest.raises(MidiError, match="not found"):
+        read_stem_midi(path)
+
+
 def test_overlapping_notes_of_one_pitch_are_resolved_in_the_midi(tmp_path: Path) -> None:
     notes = (
         NoteEvent(60, 0.0, 1.0, 80),

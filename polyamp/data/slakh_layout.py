@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import logging
@@ -438,6 +439,36 @@ def _note_skipped(message: str, skipped: list[str] | None) -> None:
         skipped.append(message)
 
 
+STEM_MIDI_CACHE_SIZE = 4096
+"""Parsed stem MIDI files kept per process (:func:`read_stem_midi`); a stem's notes take tens of KB."""
+
+
+def read_stem_midi(path: Path) -> NoteSequence:
+    """The NoteSequence of one stem MIDI file, parsed once per process while the file is unchanged.
+
+    Training draws a new submix of a track for every crop and parsing the stems' MIDI with
+    pretty_midi was most of the cost of an example (60 of 80 ms, session 9). Keyed by path,
+    modification time and size, so an edited file is read again. Callers must not modify the result.
+    Raises MidiError naming the file (see :func:`polyamp.notes.midi.read_midi`).
+    """
+    try:
+        status = path.stat()
+    except OSError:
+        status = None
+    if status is None:
+        from polyamp.notes.midi import read_midi
+
+        return read_midi(path)  # raises the MidiError that names the missing file
+    return _read_stem_midi_cached(str(path), status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=STEM_MIDI_CACHE_SIZE)
+def _read_stem_midi_cached(path: str, mtime_ns: int, size: int) -> NoteSequence:
+    from polyamp.notes.midi import read_midi
+
+    return read_midi(path)
+
+
 def track_sequence(track: SlakhTrack, stem_ids: Iterable[str] | None = None) -> NoteSequence:
     """The notes of the track's rendered stems (or of ``stem_ids`` among them) as one NoteSequence.
 
@@ -447,8 +478,6 @@ def track_sequence(track: SlakhTrack, stem_ids: Iterable[str] | None = None) -> 
     Raises MidiError naming the file for an unreadable stem MIDI, ValueError for an unknown stem id.
     """
     from note_seq.protobuf import music_pb2
-
-    from polyamp.notes.midi import read_midi
 
     stems = list(track.rendered_stems)
     if stem_ids is not None:
@@ -466,7 +495,7 @@ def track_sequence(track: SlakhTrack, stem_ids: Iterable[str] | None = None) -> 
         if stem not in stems:
             continue
         assert stem.midi_path is not None  # read_track_metadata checked rendered stems have MIDI
-        stem_sequence = read_midi(stem.midi_path)
+        stem_sequence = read_stem_midi(Path(stem.midi_path))
         if first:
             sequence.ticks_per_quarter = stem_sequence.ticks_per_quarter
             sequence.tempos.extend(stem_sequence.tempos)
