@@ -31,15 +31,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timbre_learning import EVAL_SETS, pooled_train_dir, run, train_arguments  # noqa: E402
 
 
-def validation_onset_f1(models: Path, args: argparse.Namespace, threshold: float) -> float:
-    """Agnostic note onset F1 of ``melodic/<model-id>`` on ``--validation-dir`` at ``threshold``."""
-    output = args.work_dir / f"melodic-validation-onset-{threshold}.json"
-    run(
-        ["eval", "--model-type", "melodic", "--load-id", args.model_id, "--model-dir", str(models)]
-        + ["--examples-path", str(args.validation_dir), "--output-json", str(output), "--overwrite"]
-        + ["--hparams", json.dumps({"predict_onset_threshold": threshold})]
-    )
-    return float(json.loads(output.read_text())["average"]["note_f1"])
+def validation_onset_f1(models: Path, args: argparse.Namespace, thresholds: list[float]) -> dict[float, float]:
+    """Agnostic note onset F1 (mir_eval, averaged over pieces) of ``melodic/<model-id>`` on
+    ``--validation-dir`` at each onset threshold. Each piece's rolls are predicted once and decoded
+    at every threshold (the library API; the decoder is the model's own with only the threshold changed)."""
+
+    from polyamp.data.datasets import open_dataset
+    from polyamp.decode.onsets_frames import OnsetsFramesDecoder
+    from polyamp.evaluation import reference_notes
+    from polyamp.inference import WindowedPredictor
+    from polyamp.loading import load_components
+    from polyamp.metrics import average_metrics, transcription_metrics
+
+    components, checkpoint = load_components(str(models), "melodic", args.model_id)
+    hparams = components.hparams
+    predictor = WindowedPredictor(components.model, components.frontend)
+    decoders = {
+        value: OnsetsFramesDecoder(
+            frame_threshold=hparams.predict_frame_threshold,
+            onset_threshold=value,
+            offset_threshold=hparams.predict_offset_threshold,
+            active_onset_threshold=hparams.active_onset_threshold,
+            min_duration_ms=hparams.min_duration_ms,
+            onset_shift_frames=hparams.predict_onset_shift_frames,
+        )
+        for value in thresholds
+    }
+    rows: dict[float, list[dict[str, float]]] = {value: [] for value in thresholds}
+    for example in open_dataset(str(args.validation_dir), split="validation").examples():
+        rolls = predictor.predict_samples(example.samples)
+        for value, decoder in decoders.items():
+            notes = decoder.decode(rolls.frames, rolls.onsets, rolls.offsets, rolls.velocities)
+            rows[value].append(transcription_metrics(reference_notes(example.sequence, hparams), notes))
+        print(f"validation {example.example_id} (melodic step {checkpoint.step})", flush=True)
+    if not rows[thresholds[0]]:
+        raise SystemExit(f"no validation pieces in {args.validation_dir}")
+    return {value: float(average_metrics(scores)["note_f1"]) for value, scores in rows.items()}
 
 
 def main() -> int:
@@ -83,7 +110,7 @@ def main() -> int:
     hparams: dict[str, float] = {"min_family_share": args.min_family_share} if args.min_family_share > 0 else {}
     if args.validation_dir is not None:
         thresholds = [float(value) for value in args.onset_thresholds.split(",")]
-        scores = {value: validation_onset_f1(models, args, value) for value in thresholds}
+        scores = validation_onset_f1(models, args, thresholds)
         best = max(scores, key=lambda value: scores[value])
         results["onset_threshold_validation"] = {"f1_by_threshold": scores, "chosen": best}
         hparams["predict_onset_threshold"] = best

@@ -55,6 +55,7 @@ def build_components(
         offset_threshold=hparams.predict_offset_threshold,
         active_onset_threshold=hparams.active_onset_threshold,
         min_duration_ms=hparams.min_duration_ms,
+        onset_shift_frames=hparams.predict_onset_shift_frames,
     )
     return Components(model_type, hparams, frontend_object, model, decoder)
 

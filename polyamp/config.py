@@ -56,6 +56,9 @@ class MelodicHParams:
     predict_offset_threshold: float = 0.5
     active_onset_threshold: float = 0.6
     min_duration_ms: float = 0.0
+    # Notes start this many frames after the start of their onset frame (0.5 = its centre, nearer the
+    # true onset on average; polyamp.decode.onsets_frames). In [0, 1).
+    predict_onset_shift_frames: float = 0.5
     # Architecture (one conv stack per head, as in Onsets and Frames, unless share_conv_features).
     share_conv_features: bool = False
     num_filters: tuple[int, ...] = (48, 48, 96)

@@ -76,7 +76,7 @@ def evaluate(
             break
         rolls = predictor.predict_samples(example.samples)
         estimate = components.decoder(rolls.frames, rolls.onsets, rolls.offsets, rolls.velocities)
-        reference = _reference_notes(example.sequence, components.hparams)
+        reference = reference_notes(example.sequence, components.hparams)
         metrics = transcription_metrics(reference, estimate)
         per_example.append({"id": example.example_id, **metrics})
         if progress is not None:
@@ -177,8 +177,8 @@ def _write_report(destination: Path, report: dict[str, Any], overwrite: bool) ->
     atomic_write_text(destination, json.dumps(report, indent=2) + "\n")
 
 
-def _reference_notes(sequence: Any, hparams: Any) -> Any:
-    """The reference NoteSequence, sustain-extended when the model was trained that way."""
+def reference_notes(sequence: Any, hparams: Any) -> Any:
+    """The reference NoteSequence of an evaluation, sustain-extended when the model was trained that way."""
     if not hparams.apply_sustain:
         return sequence
     from note_seq import sequences_lib

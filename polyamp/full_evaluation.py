@@ -23,7 +23,7 @@ def evaluate_full(
 ) -> tuple[dict[str, float], dict[str, Any], list[dict[str, Any]]]:
     """(mean agnostic metrics, pooled multi-instrument metrics, per-example rows) over up to
     ``eval_num_steps`` examples (all empty when there was no example)."""
-    from polyamp.evaluation import _reference_notes
+    from polyamp.evaluation import reference_notes
     from polyamp.full_transcription import FullTranscriber
     from polyamp.metrics import average_metrics, transcription_metrics
     from polyamp.multi_metrics import MultiInstrumentMetricsAccumulator
@@ -37,7 +37,7 @@ def evaluate_full(
         if eval_num_steps is not None and index >= eval_num_steps:
             break
         result = transcriber.transcribe_samples(example.samples)
-        reference = _reference_notes(example.sequence, melodic_hparams)
+        reference = reference_notes(example.sequence, melodic_hparams)
         estimate = components.decoder.to_note_sequence(result.notes)
         agnostic = transcription_metrics(reference, estimate)
         multi = accumulator.add(reference, result.notes_by_family)

@@ -112,6 +112,34 @@ def test_min_duration_start_time_and_ordering():
     assert [n.pitch for n in OnsetsFramesDecoder(min_duration_ms=64).decode(frames, onsets)] == [61, 21, 108]
 
 
+def test_onset_shift_moves_starts_into_the_onset_frame_and_keeps_ends():
+    frames, onsets, offsets = rolls(frames=list(range(10, 20)) + [40], onsets=[10, 40])
+    plain = OnsetsFramesDecoder().decode(frames, onsets, offsets)
+    centred = OnsetsFramesDecoder(onset_shift_frames=0.5).decode(frames, onsets, offsets, start_time_s=2.0)
+    assert [note.start_s for note in plain] == pytest.approx([10 / FPS, 40 / FPS])
+    assert [note.start_s for note in centred] == pytest.approx([2.0 + 10.5 / FPS, 2.0 + 40.5 / FPS])
+    assert [note.end_s for note in centred] == pytest.approx([2.0 + 20 / FPS, 2.0 + 41 / FPS])
+    assert all(note.end_s > note.start_s for note in centred)  # a one-frame note keeps half a frame
+    for bad in (-0.1, 1.0, "half"):
+        with pytest.raises(ConfigError, match="onset_shift_frames"):
+            OnsetsFramesDecoder(onset_shift_frames=bad)
+
+
+def test_melodic_components_decode_at_the_frame_centre_by_default():
+    from polyamp.components import build_components
+    from polyamp.config import MelodicHParams
+
+    assert MelodicHParams().predict_onset_shift_frames == 0.5
+    gin.clear_config()
+    try:
+        assert build_components(model_type="melodic").decoder.onset_shift_frames == 0.5
+        with gin.unlock_config():
+            gin.bind_parameter("MelodicHParams.predict_onset_shift_frames", 0.0)
+        assert build_components(model_type="melodic").decoder.onset_shift_frames == 0.0
+    finally:
+        gin.clear_config()
+
+
 def test_note_sequence_output_and_registry():
     frames, onsets, _ = rolls(frames=range(10, 20), onsets=[10])
     sequence = OnsetsFramesDecoder()(frames, onsets)

@@ -239,30 +239,6 @@ def test_present_instruments_restrict_and_use_all_instruments_isolates() -> None
         allowed_families(restricted, "brass")
 
 
-def test_timbre_sees_transcribed_onsets_at_the_frame_centre_by_default() -> None:
-    from polyamp.decode.onsets_frames import Note
-    from polyamp.full_transcription import check_timbre_onset_shift, timbre_note_rows
-    from polyamp.models.full_hparams import FullHParams
-
-    fps = 31.25
-    notes = [
-        Note(pitch=60, start_s=0.0, end_s=0.5, velocity=80),
-        Note(pitch=64, start_s=1.024, end_s=1.04, velocity=80),
-    ]
-    shift = FullHParams().timbre_onset_shift_frames
-    assert shift == 0.5
-    rows = timbre_note_rows(notes, shift, fps)
-    np.testing.assert_allclose(rows[:, 1], [0.016, 1.04], atol=1e-6)
-    np.testing.assert_allclose(rows[:, 2], [0.5, 1.04], atol=1e-6)  # an end never before its start
-    np.testing.assert_allclose(rows[:, 0], [60, 64])
-    early = timbre_note_rows(notes, -1.0, fps)
-    np.testing.assert_allclose(early[:, 1], [0.0, 0.992], atol=1e-6)  # never below 0 s
-    assert timbre_note_rows([], shift, fps).shape == (0, 3)
-    for bad in (3.0, -2.5, "half", True):
-        with pytest.raises(ConfigError, match="timbre_onset_shift_frames"):
-            check_timbre_onset_shift(bad)
-
-
 def test_family_rolls_have_twelve_families_and_the_agnostic_channel(parts_dir, tmp_path: Path) -> None:
     import soundfile
 

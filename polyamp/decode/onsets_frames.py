@@ -10,7 +10,12 @@ Rules, per pitch (row = MIDI pitch - 21), frame ``t`` at time ``start_time_s + t
 3. A note starts at the first frame of every run where ``frame_on`` and ``onset_on`` both hold.
    It lasts while ``frame_on`` holds, and a new such run on the same pitch ends it and starts a
    new note (re-articulation). ``frame_on`` frames that no onset reaches are ignored.
-4. A note covering frames [t_on, t_off) lasts from t_on / fps to t_off / fps seconds.
+4. A note covering frames [t_on, t_off) lasts from (t_on + onset_shift_frames) / fps to t_off / fps
+   seconds. Labels mark a note's onset in the frame its onset falls in (``floor(s * fps)``), so the
+   true onset lies on average half a frame after that frame's start; ``onset_shift_frames = 0.5``
+   puts notes at the frame centre (the Melodic model's default, ``predict_onset_shift_frames``:
+   agnostic onset F1 0.717 -> 0.730 on 12 validation pieces, session 9). Ends are left where they are
+   (moving them half a frame earlier lost 0.025 onset+offset F1).
 5. Velocity: ``clip(round(127 * mean(velocity_values over the note's onset frames)), 1, 127)``
    (the onset frames are the run of ``onset_on`` starting at the note, inside the note), or
    ``default_velocity`` without velocity values.
@@ -125,6 +130,7 @@ class OnsetsFramesDecoder:
         min_duration_ms: float = 0.0,
         frames_per_second: float = FRAMES_PER_SECOND,
         default_velocity: int = 70,
+        onset_shift_frames: float = 0.0,
     ) -> None:
         self.frame_threshold = _check_threshold("frame_threshold", frame_threshold)
         self.onset_threshold = _check_threshold("onset_threshold", onset_threshold)
@@ -133,6 +139,9 @@ class OnsetsFramesDecoder:
         min_duration_ms = _number("min_duration_ms", min_duration_ms)
         frames_per_second = _number("frames_per_second", frames_per_second)
         default_velocity = _number("default_velocity", default_velocity)
+        onset_shift_frames = _number("onset_shift_frames", onset_shift_frames)
+        if not 0.0 <= onset_shift_frames < 1.0:
+            raise ConfigError(f"OnsetsFramesDecoder.onset_shift_frames must be in [0, 1), got {onset_shift_frames}")
         if not min_duration_ms >= 0:
             raise ConfigError(f"OnsetsFramesDecoder.min_duration_ms must be >= 0, got {min_duration_ms}")
         if not frames_per_second > 0:
@@ -142,6 +151,7 @@ class OnsetsFramesDecoder:
         self.min_duration_ms = float(min_duration_ms)
         self.frames_per_second = float(frames_per_second)
         self.default_velocity = int(default_velocity)
+        self.onset_shift_frames = float(onset_shift_frames)
 
     def decode(
         self,
@@ -186,7 +196,7 @@ class OnsetsFramesDecoder:
         )
         order = np.lexsort((rows, onset_frames))
         pitches = (rows[order] + MIN_MIDI_PITCH).tolist()
-        start_s = (start_time_s + onset_frames[order] / self.frames_per_second).tolist()
+        start_s = (start_time_s + (onset_frames[order] + self.onset_shift_frames) / self.frames_per_second).tolist()
         end_s = (start_time_s + offset_frames[order] / self.frames_per_second).tolist()
         velocity_list = velocities[order].tolist()
         return [Note(*values) for values in zip(pitches, start_s, end_s, velocity_list, strict=True)]

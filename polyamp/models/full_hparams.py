@@ -42,8 +42,3 @@ class FullHParams:
     multiple_instruments_threshold: float = 0.6
     present_instruments: tuple[str, ...] = ()  # family names the output may use; () = all families
     use_all_instruments: bool = False  # True: decide over all families, then drop those not present
-    # The Timbre part sees each transcribed note's start this many Melodic frames later than the decoder
-    # gives it: the decoder puts a note at the start of its onset frame (32 ms), the onset lies on average
-    # half a frame later, and the Timbre model is onset-sensitive (family accuracy 0.803 at frame starts,
-    # 0.846 at frame centres, 0.851 at the reference onsets; FluidR3 held-out pieces, session 9).
-    timbre_onset_shift_frames: float = 0.5
