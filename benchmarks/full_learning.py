@@ -9,7 +9,8 @@ the evaluation sets and trains the Timbre model ``timbre/<model-id>``):
    several sessions.
 2. With ``--validation-dir`` (``polyamp synth --splits validation --parts 2-4``: pieces of neither
    training nor evaluation), the Melodic onset threshold is chosen there by agnostic onset F1 and
-   used for the evaluation below; the evaluation pieces never choose anything.
+   used for the evaluation below; the evaluation pieces never choose anything. Each validation piece
+   is predicted once and decoded at every candidate threshold.
 3. ``polyamp eval --model-type full --no-load-full`` joins ``melodic/<model-id>`` and ``timbre/<model-id>``
    and scores both evaluation sets (held-out pieces of 2-4 instruments, FluidR3 and TimGM6mb):
    agnostic note F1, MT3-style multi-instrument onset and onset+offset F1 (counts pooled over
