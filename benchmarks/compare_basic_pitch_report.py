@@ -393,8 +393,10 @@ multi-instrument metrics score its notes per family.
 * multi-instrument onset F1 (PolyAMP only; Basic Pitch writes one track): a note matches only a reference note of
   the same family (family of the reference note's GM program), onset within 50 ms; matches and note counts pooled
   over the clips of a set and over families;
-* time per second of audio: the summed per-clip transcription time (audio decoding included; for PolyAMP also the
-  first call's graph tracing) over the summed clip length, without and with the model loading (imports included);
+* time per second of audio: the summed per-clip transcription time (audio decoding included) over the summed clip
+  length, without and with the model loading (imports included). Loading ends when a system can transcribe at
+  full speed: Basic Pitch's ONNX session is built, and `polyamp.load_model` has built PolyAMP's two TensorFlow
+  graphs on a second of silence (`warm_up`, a few seconds once per process);
 * peak memory: `ru_maxrss` of each system's own process at the end of its run (model and all clips).
 
 Both systems use their default number of CPU threads on this {meta["cpu_count"]}-core machine.

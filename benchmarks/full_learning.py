@@ -37,8 +37,8 @@ def validation_onset_f1(models: Path, args: argparse.Namespace, thresholds: list
     ``--validation-dir`` at each onset threshold. Each piece's rolls are predicted once and decoded
     at every threshold (the library API; the decoder is the model's own with only the threshold changed)."""
 
+    from polyamp.components import melodic_decoder
     from polyamp.data.datasets import open_dataset
-    from polyamp.decode.onsets_frames import OnsetsFramesDecoder
     from polyamp.evaluation import reference_notes
     from polyamp.inference import WindowedPredictor
     from polyamp.loading import load_components
@@ -47,17 +47,7 @@ def validation_onset_f1(models: Path, args: argparse.Namespace, thresholds: list
     components, checkpoint = load_components(str(models), "melodic", args.model_id)
     hparams = components.hparams
     predictor = WindowedPredictor(components.model, components.frontend)
-    decoders = {
-        value: OnsetsFramesDecoder(
-            frame_threshold=hparams.predict_frame_threshold,
-            onset_threshold=value,
-            offset_threshold=hparams.predict_offset_threshold,
-            active_onset_threshold=hparams.active_onset_threshold,
-            min_duration_ms=hparams.min_duration_ms,
-            onset_shift_frames=hparams.predict_onset_shift_frames,
-        )
-        for value in thresholds
-    }
+    decoders = {value: melodic_decoder(hparams, onset_threshold=value) for value in thresholds}
     rows: dict[float, list[dict[str, float]]] = {value: [] for value in thresholds}
     for example in open_dataset(str(args.validation_dir), split="validation").examples():
         rolls = predictor.predict_samples(example.samples)

@@ -4,9 +4,9 @@
         [--model-dir DIR --load-id ID] [--model-type full] [--hparams JSON]
 
 ``files.json`` is ``{"files": [audio paths]}``. The model is restored once through the library API
-(``polyamp.load_model``; timed from the start of ``main``, imports of TensorFlow and PolyAMP
-included), then each file is transcribed with ``transcribe_file`` and timed on its own (audio
-decoding and the first call's graph tracing included). Without ``--model-dir`` the model PolyAMP
+(``polyamp.load_model``, which also builds the inference graphs; timed from the start of ``main``,
+imports of TensorFlow and PolyAMP included), then each file is transcribed with ``transcribe_file``
+and timed on its own (audio decoding included). Without ``--model-dir`` the model PolyAMP
 ships is used (``polyamp.load_model(model_type=...)`` with no model folder); a PolyAMP without one
 exits with code 2 and a one-line message.
 

@@ -49,15 +49,25 @@ def build_components(
         return Components(model_type, hparams, timbre_frontend, model, decoder)
     frontend_object = FRONTENDS.get(frontend)()
     model = MODELS.get(model_type)(hparams, frontend_object.num_bins)
-    decoder = POSTPROCESSORS.get(postprocessor)(
-        frame_threshold=hparams.predict_frame_threshold,
-        onset_threshold=hparams.predict_onset_threshold,
-        offset_threshold=hparams.predict_offset_threshold,
-        active_onset_threshold=hparams.active_onset_threshold,
-        min_duration_ms=hparams.min_duration_ms,
-        onset_shift_frames=hparams.predict_onset_shift_frames,
-    )
+    decoder = melodic_decoder(hparams, postprocessor)
     return Components(model_type, hparams, frontend_object, model, decoder)
+
+
+def melodic_decoder(hparams: Any, postprocessor: str = "onsets_frames", **overrides: Any) -> Any:
+    """The note decoder of Melodic ``hparams`` (its ``predict_*`` thresholds, seconds and frames as
+    the hparams give them); ``overrides`` replace single decoder arguments, e.g. ``onset_threshold=0.4``."""
+    arguments = {
+        "frame_threshold": hparams.predict_frame_threshold,
+        "onset_threshold": hparams.predict_onset_threshold,
+        "offset_threshold": hparams.predict_offset_threshold,
+        "active_onset_threshold": hparams.active_onset_threshold,
+        "min_duration_ms": hparams.min_duration_ms,
+        "onset_shift_frames": hparams.predict_onset_shift_frames,
+    }
+    unknown = sorted(set(overrides) - set(arguments))
+    if unknown:
+        raise TypeError(f"melodic_decoder: unknown decoder arguments {unknown}; known: {sorted(arguments)}")
+    return POSTPROCESSORS.get(postprocessor)(**{**arguments, **overrides})
 
 
 def _build_full_components() -> Components:

@@ -87,6 +87,14 @@ class FullTranscriber:
         melodic = components.parts["melodic"]
         self.predictor = WindowedPredictor(melodic.model, melodic.frontend)
 
+    def warm_up(self) -> None:
+        """Builds both parts' inference graphs now (a few seconds once per process, see
+        :meth:`~polyamp.inference.WindowedPredictor.warm_up`); :func:`load_full_transcriber` calls it."""
+        from polyamp.timbre_evaluation import warm_up_timbre
+
+        self.predictor.warm_up()
+        warm_up_timbre(self.components.parts["timbre"])
+
     def transcribe_samples(
         self,
         samples: np.ndarray,
@@ -150,8 +158,10 @@ def load_full_transcriber(
     gin_files: Sequence[str] = (),
     gin_params: Sequence[str] = (),
     load_full: bool | None = None,
+    warm_up: bool = True,
 ) -> FullTranscriber:
-    """Restores a Full model (``load_full``: a Full checkpoint, separately trained parts, or auto)."""
+    """Restores a Full model (``load_full``: a Full checkpoint, separately trained parts, or auto);
+    ``warm_up`` builds its inference graphs before it returns (:meth:`FullTranscriber.warm_up`)."""
     import json
 
     from polyamp.loading import load_components
@@ -160,4 +170,7 @@ def load_full_transcriber(
     components, ref = load_components(
         model_dir, "full", load_id, hparams_json, tuple(gin_files), tuple(gin_params), load_full
     )
-    return FullTranscriber(components, ref)
+    transcriber = FullTranscriber(components, ref)
+    if warm_up:
+        transcriber.warm_up()
+    return transcriber

@@ -71,6 +71,12 @@ class WindowedPredictor:
 
         return predict
 
+    def warm_up(self, frames: int = 32) -> None:
+        """Builds the prediction graph now, on ``frames`` frames of silence: tracing and graph
+        optimisation take a few seconds on a CPU once per process, and otherwise land on the first file."""
+        span_samples = (int(frames) + 2 * self.context_frames) * HOP_LENGTH_SAMPLES
+        self._predict_fn(np.zeros((1, span_samples), np.float32))
+
     def predict(
         self,
         read: Callable[[int, int], np.ndarray],

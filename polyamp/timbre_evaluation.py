@@ -7,6 +7,7 @@ pools accuracy, macro-F1, per-family P/R/F1 and the confusion matrix over all no
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -55,17 +56,46 @@ def label_notes(
     samples = np.asarray(samples, np.float32)
     probabilities = np.zeros((len(notes), components.hparams.timbre_num_classes), np.float32)
     hop = components.hparams.timbre_hop_length
+    predict = crop_family_probs_fn(components)
     for crop_start_s, audio, indices in note_crops(samples, notes, hop, crop_seconds):
         length_s = len(audio) / SAMPLE_RATE_HZ
         rows = notes[indices, :3].copy()
         rows[:, 1:3] -= crop_start_s
         rows[:, 2] = np.clip(rows[:, 2], rows[:, 1], length_s)
+        probabilities[indices] = predict(audio[None, :], rows[None]).numpy()[0]
+    return probabilities
+
+
+_CROP_FUNCTIONS: weakref.WeakKeyDictionary[Any, Callable[..., Any]] = weakref.WeakKeyDictionary()
+
+
+def crop_family_probs_fn(components: Any) -> Callable[..., Any]:
+    """The Timbre part's ``(audio float32 [B, samples], notes float32 [B, N, 3]) -> family probs [B, N, 12]``
+    as one ``tf.function`` (front end and model in one graph, traced once for any crop and note count),
+    cached per model so every file after the first reuses the graph."""
+    function = _CROP_FUNCTIONS.get(components.model)
+    if function is None:
         import tensorflow as tf
 
-        spec = components.frontend(tf.constant(audio[None, :]))
-        outputs = components.model({"timbre_spec": spec, "notes": tf.constant(rows[None])}, training=False)
-        probabilities[indices] = np.asarray(outputs["family_probs"])[0]
-    return probabilities
+        frontend, model = components.frontend, components.model
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None, None, 3], tf.float32)],
+            reduce_retracing=True,
+        )
+        def function(audio: Any, notes: Any) -> Any:
+            spec = frontend(audio)
+            return model({"timbre_spec": spec, "notes": notes}, training=False)["family_probs"]
+
+        _CROP_FUNCTIONS[components.model] = function
+    return function
+
+
+def warm_up_timbre(components: Any, seconds: float = 1.0) -> None:
+    """Builds the Timbre part's labelling graph (:func:`crop_family_probs_fn`) now, on ``seconds`` of
+    silence and one note, so its tracing does not land on the first file."""
+    audio = np.zeros((1, int(seconds * SAMPLE_RATE_HZ)), np.float32)
+    crop_family_probs_fn(components)(audio, np.asarray([[[60.0, 0.0, seconds / 2]]], np.float32))
 
 
 def evaluate_timbre(

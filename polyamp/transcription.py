@@ -44,6 +44,10 @@ class TranscriptionModel:
         self.checkpoint = checkpoint
         self.predictor = WindowedPredictor(components.model, components.frontend)
 
+    def warm_up(self) -> None:
+        """Builds the inference graph now (:meth:`~polyamp.inference.WindowedPredictor.warm_up`)."""
+        self.predictor.warm_up()
+
     def predict_rolls(
         self, audio_path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None
     ) -> Any:
@@ -94,6 +98,7 @@ def load_model(
     gin_files: Iterable[str] = (),
     gin_params: Iterable[str] = (),
     load_full: bool | None = None,
+    warm_up: bool = True,
 ) -> Any:
     """Restores a model for repeated use: the shipped default model when neither ``model_dir`` nor
     ``load_id`` is given (model type ``full`` unless another is asked for, see :mod:`polyamp.pretrained`),
@@ -101,7 +106,8 @@ def load_model(
     of any id; model type ``melodic``).
 
     ``hparams`` (a dict or JSON string) overrides decoding settings such as
-    ``predict_frame_threshold``; ``load_full`` True takes the Melodic part of a Full run. Returns a
+    ``predict_frame_threshold``; ``load_full`` True takes the Melodic part of a Full run; ``warm_up``
+    builds the inference graphs before returning (a few seconds once, instead of on the first file). Returns a
     :class:`TranscriptionModel`, or for model type ``full`` a
     :class:`~polyamp.full_transcription.FullTranscriber` (its ``transcribe`` gives multi-track sequences).
     """
@@ -115,7 +121,13 @@ def load_model(
         from polyamp.full_transcription import load_full_transcriber
 
         return load_full_transcriber(
-            choice.model_dir, choice.load_id, hparams, tuple(gin_files), tuple(gin_params), choice.load_full
+            choice.model_dir,
+            choice.load_id,
+            hparams,
+            tuple(gin_files),
+            tuple(gin_params),
+            choice.load_full,
+            warm_up=warm_up,
         )
 
     hparams_json = json.dumps(hparams) if isinstance(hparams, dict) else hparams
@@ -128,7 +140,10 @@ def load_model(
         tuple(gin_params),
         choice.load_full,
     )
-    return TranscriptionModel(components, checkpoint)
+    model = TranscriptionModel(components, checkpoint)
+    if warm_up:
+        model.warm_up()
+    return model
 
 
 def transcribe(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gin
 import numpy as np
 import pytest
@@ -138,6 +140,18 @@ def test_melodic_components_decode_at_the_frame_centre_by_default():
         assert build_components(model_type="melodic").decoder.onset_shift_frames == 0.0
     finally:
         gin.clear_config()
+
+
+def test_melodic_decoder_follows_hparams_and_overrides_one_argument():
+    from polyamp.components import melodic_decoder
+    from polyamp.config import MelodicHParams
+
+    hparams = dataclasses.replace(MelodicHParams(), predict_frame_threshold=0.3, predict_onset_shift_frames=0.25)
+    decoder = melodic_decoder(hparams, onset_threshold=0.7)
+    assert (decoder.frame_threshold, decoder.onset_threshold, decoder.onset_shift_frames) == (0.3, 0.7, 0.25)
+    assert melodic_decoder(hparams).onset_threshold == hparams.predict_onset_threshold
+    with pytest.raises(TypeError, match="onset_treshold"):
+        melodic_decoder(hparams, onset_treshold=0.7)
 
 
 def test_note_sequence_output_and_registry():

@@ -119,6 +119,38 @@ def test_library_transcribe_uses_the_shipped_model(tmp_path: Path) -> None:
         polyamp.transcribe(DEMO_CLIP, output_dir=tmp_path)
 
 
+def test_loaded_model_is_warm_and_its_labelling_graph_matches_the_keras_model() -> None:
+    """load_model builds both inference graphs once; files reuse them, and the Timbre graph gives the
+    probabilities the Keras model gives when called directly."""
+    import numpy as np
+    import tensorflow as tf
+
+    import polyamp
+    from polyamp.audio.decode import load_audio
+    from polyamp.timbre_evaluation import crop_family_probs_fn, note_crops
+
+    model = polyamp.load_model()
+    timbre = model.components.parts["timbre"]
+    labelling = crop_family_probs_fn(timbre)
+    assert model.predictor._predict_fn.experimental_get_tracing_count() == 1
+    assert labelling.experimental_get_tracing_count() == 1
+    samples = load_audio(DEMO_CLIP)
+    result = model.transcribe_samples(samples)
+    model.transcribe_samples(samples[: len(samples) // 2])
+    assert model.predictor._predict_fn.experimental_get_tracing_count() == 1
+    assert labelling.experimental_get_tracing_count() == 1
+    rows = np.asarray([(note.pitch, note.start_s, note.end_s) for note in result.notes], np.float32)
+    assert len(rows) > 20
+    hop = timbre.hparams.timbre_hop_length
+    crop_start_s, audio, indices = next(note_crops(samples, rows, hop, 20.0))
+    notes = rows[indices].copy()
+    notes[:, 1:3] -= crop_start_s
+    notes[:, 2] = np.clip(notes[:, 2], notes[:, 1], len(audio) / 16000)
+    spec = timbre.frontend(tf.constant(audio[None]))
+    direct = timbre.model({"timbre_spec": spec, "notes": tf.constant(notes[None])}, training=False)["family_probs"]
+    np.testing.assert_allclose(result.family_probs[indices], np.asarray(direct)[0], atol=1e-5)
+
+
 def copy_of_shipped(shipped: Path, destination: Path) -> Path:
     shutil.copytree(shipped, destination, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
     return destination
