@@ -63,6 +63,7 @@ def melodic_decoder(hparams: Any, postprocessor: str = "onsets_frames", **overri
         "active_onset_threshold": hparams.active_onset_threshold,
         "min_duration_ms": hparams.min_duration_ms,
         "onset_shift_frames": hparams.predict_onset_shift_frames,
+        "max_gap_frames": hparams.predict_max_gap_frames,
     }
     unknown = sorted(set(overrides) - set(arguments))
     if unknown:

@@ -59,6 +59,9 @@ class MelodicHParams:
     # Notes start this many frames after the start of their onset frame (0.5 = its centre, nearer the
     # true onset on average; polyamp.decode.onsets_frames). In [0, 1).
     predict_onset_shift_frames: float = 0.5
+    # A sounding note's frames may dip below the frame threshold for up to this many frames (32 ms
+    # each) without ending it, unless an onset resumes it (polyamp.decode.onsets_frames, rule 2).
+    predict_max_gap_frames: int = 3
     # Architecture (one conv stack per head, as in Onsets and Frames, unless share_conv_features).
     share_conv_features: bool = False
     num_filters: tuple[int, ...] = (48, 48, 96)

@@ -8,7 +8,13 @@ import gin
 import numpy as np
 import pytest
 
-from polyamp.decode.onsets_frames import Note, OnsetsFramesDecoder, decode_label_rolls, notes_to_sequence
+from polyamp.decode.onsets_frames import (
+    Note,
+    OnsetsFramesDecoder,
+    bridge_gaps,
+    decode_label_rolls,
+    notes_to_sequence,
+)
 from polyamp.errors import ConfigError
 from polyamp.notes.rolls import _music_pb2, sequence_to_rolls
 from polyamp.registry import POSTPROCESSORS
@@ -127,6 +133,34 @@ def test_onset_shift_moves_starts_into_the_onset_frame_and_keeps_ends():
             OnsetsFramesDecoder(onset_shift_frames=bad)
 
 
+def test_bridge_gaps_fills_short_inner_dips_only():
+    active = np.zeros((12, 3), bool)
+    active[[1, 2, 5, 6, 9], 0] = True  # dips of 2 frames (3-4) and 2 frames (7-8)
+    active[[0, 4], 1] = True  # dip of 3 frames
+    active[[2, 3], 2] = True  # no inner dip: the edges stay off
+    assert bridge_gaps(active, 0) is active
+    assert np.flatnonzero(bridge_gaps(active, 1)[:, 0]).tolist() == [1, 2, 5, 6, 9]
+    two = bridge_gaps(active, 2)
+    assert np.flatnonzero(two[:, 0]).tolist() == list(range(1, 10))
+    assert np.flatnonzero(two[:, 1]).tolist() == [0, 4]
+    assert np.flatnonzero(bridge_gaps(active, 3)[:, 1]).tolist() == [0, 1, 2, 3, 4]
+    assert np.flatnonzero(two[:, 2]).tolist() == [2, 3]
+
+
+def test_short_frame_dips_do_not_end_a_note_but_onsets_and_offsets_still_do():
+    frames, onsets, offsets = rolls(frames=list(range(10, 20)) + list(range(22, 30)), onsets=[10])
+    assert spans(OnsetsFramesDecoder().decode(frames, onsets, offsets)) == [(60, 10, 20)]
+    assert spans(OnsetsFramesDecoder(max_gap_frames=1).decode(frames, onsets, offsets)) == [(60, 10, 20)]
+    assert spans(OnsetsFramesDecoder(max_gap_frames=2).decode(frames, onsets, offsets)) == [(60, 10, 30)]
+    frames, onsets, offsets = rolls(frames=list(range(10, 20)) + list(range(22, 30)), onsets=[10, 22])
+    assert spans(OnsetsFramesDecoder(max_gap_frames=2).decode(frames, onsets, offsets)) == [(60, 10, 22), (60, 22, 30)]
+    frames, onsets, offsets = rolls(frames=list(range(10, 20)) + list(range(22, 30)), onsets=[10], offsets=[15])
+    assert spans(OnsetsFramesDecoder(max_gap_frames=2).decode(frames, onsets, offsets)) == [(60, 10, 15)]
+    for bad in (-1, 1.5, "two"):
+        with pytest.raises(ConfigError, match="max_gap_frames"):
+            OnsetsFramesDecoder(max_gap_frames=bad)
+
+
 def test_melodic_components_decode_at_the_frame_centre_by_default():
     from polyamp.components import build_components
     from polyamp.config import MelodicHParams
@@ -135,6 +169,11 @@ def test_melodic_components_decode_at_the_frame_centre_by_default():
     gin.clear_config()
     try:
         assert build_components(model_type="melodic").decoder.onset_shift_frames == 0.5
+        assert (
+            build_components(model_type="melodic").decoder.max_gap_frames
+            == MelodicHParams().predict_max_gap_frames
+            == 3
+        )
         with gin.unlock_config():
             gin.bind_parameter("MelodicHParams.predict_onset_shift_frames", 0.0)
         assert build_components(model_type="melodic").decoder.onset_shift_frames == 0.0

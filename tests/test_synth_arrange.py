@@ -395,3 +395,29 @@ def test_parts_range_keeps_a_random_subset_of_pitched_parts():
         ArrangeOptions(parts_range=(0, 3))
     with pytest.raises(ConfigError, match="parts_range"):
         ArrangeOptions(parts_range=(4, 2))
+
+
+def test_sound_variation_draws_generator_offsets_for_pitched_parts_only() -> None:
+    from polyamp.synth.arrange import SOUND_VARIATION_RANGES
+
+    piece = _piece()
+    plain = arrange_piece(piece, ArrangeOptions(), seed=3)
+    varied = arrange_piece(piece, ArrangeOptions(sound_variation=1.0), seed=3)
+    half = arrange_piece(piece, ArrangeOptions(sound_variation=0.5), seed=3)
+    assert all(part.sound_offsets == () for part in plain.parts)
+    # The arrangement itself does not move: the offsets come from a generator of their own.
+    assert [dataclasses.replace(part, sound_offsets=()) for part in varied.parts] == list(plain.parts)
+    assert arrange_piece(piece, ArrangeOptions(sound_variation=1.0), seed=3) == varied
+    pitched = [part for part in varied.parts if not part.is_drum]
+    assert all(part.sound_offsets == () for part in varied.parts if part.is_drum)
+    assert any(part.sound_offsets for part in pitched)
+    for full, scaled in zip(pitched, (part for part in half.parts if not part.is_drum), strict=True):
+        for generator, value in full.sound_offsets:
+            _, low, high = SOUND_VARIATION_RANGES[generator]
+            assert low <= value <= high
+        for generator, value in scaled.sound_offsets:
+            _, low, high = SOUND_VARIATION_RANGES[generator]
+            assert 0.5 * low - 0.1 <= value <= 0.5 * high + 0.1
+    for bad in (-0.1, 1.5, float("nan"), "lots"):
+        with pytest.raises(ConfigError, match="sound_variation"):
+            ArrangeOptions(sound_variation=bad)

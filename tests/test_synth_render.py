@@ -5,6 +5,7 @@ Uses the small TimGM6mb General MIDI SoundFont; skipped only if libfluidsynth or
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -195,6 +196,22 @@ def test_renders_are_identical_across_runs_history_and_instances(renderer):
     assert np.abs(first).max() > 0.01
     assert np.array_equal(first, second)
     assert np.array_equal(first, third)
+
+
+def test_sound_offsets_change_the_preset_and_do_not_leak_into_later_parts(renderer):
+    notes = [(60 + step, 0.5 * step, 0.5 * step + 0.45, 100) for step in range(4)]
+    lead = _part(81, notes)  # sawtooth lead: bright and sustained
+    plain = renderer.render_part(lead, 2.5)
+
+    def high_share(signal: np.ndarray) -> float:
+        power = np.abs(np.fft.rfft(signal)) ** 2
+        return float(power[len(power) // 8 :].sum() / power.sum())  # above 1 kHz
+
+    dark = renderer.render_part(dataclasses.replace(lead, sound_offsets=((8, -2400.0),)), 2.5)
+    assert high_share(dark) < 0.5 * high_share(plain)  # cutoff two octaves lower
+    decaying = renderer.render_part(dataclasses.replace(lead, sound_offsets=((37, 150.0), (36, -1200.0))), 2.5)
+    assert np.sqrt(np.mean(decaying**2)) < 0.92 * np.sqrt(np.mean(plain**2))  # sustain 15 dB down, faster decay
+    assert np.array_equal(renderer.render_part(lead, 2.5), plain)
 
 
 # (d) drums ------------------------------------------------------------------------------------------

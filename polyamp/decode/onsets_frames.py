@@ -5,8 +5,12 @@ Rules, per pitch (row = MIDI pitch - 21), frame ``t`` at time ``start_time_s + t
 1. ``frame_on = frame > frame_threshold``; ``onset_on = onset > onset_threshold``;
    ``active = onset > active_onset_threshold`` (a confident onset). Active onsets are ORed into
    both ``frame_on`` (a confident onset forces the note on) and ``onset_on``.
-2. Offsets cut notes: ``frame_on`` is cleared where ``offset > offset_threshold``, except on onset
-   frames, so an offset never removes the onset frame of the next note.
+2. Short dips are bridged: a run of at most ``max_gap_frames`` frames without ``frame_on``, between
+   ``frame_on`` frames of the same pitch, is set on (sustained notes whose frame probability dips for
+   a frame or two otherwise end there, and the rest of the note, having no onset, is dropped; a dip
+   followed by an onset still starts a new note by rule 3). Then offsets cut notes: ``frame_on`` is
+   cleared where ``offset > offset_threshold``, except on onset frames, so an offset never removes
+   the onset frame of the next note. Bridging comes first, so it never joins across an offset.
 3. A note starts at the first frame of every run where ``frame_on`` and ``onset_on`` both hold.
    It lasts while ``frame_on`` holds, and a new such run on the same pitch ends it and starts a
    new note (re-articulation). ``frame_on`` frames that no onset reaches are ignored.
@@ -85,6 +89,19 @@ def _check_threshold(name: str, value: float) -> float:
     return value
 
 
+def bridge_gaps(active: np.ndarray, max_gap_frames: int) -> np.ndarray:
+    """``active`` bool [T, P] with every run of at most ``max_gap_frames`` inactive frames that lies
+    between two active frames of the same column set active (runs touching either end stay off)."""
+    if max_gap_frames <= 0 or active.shape[0] < 3:
+        return active
+    num_frames = active.shape[0]
+    index = np.arange(num_frames)[:, None]
+    last_on = np.maximum.accumulate(np.where(active, index, -1), axis=0)
+    next_on = np.minimum.accumulate(np.where(active, index, num_frames)[::-1], axis=0)[::-1]
+    gap = (last_on >= 0) & (next_on < num_frames) & (next_on - last_on - 1 <= max_gap_frames)
+    return active | gap
+
+
 def notes_to_sequence(
     notes: Iterable[Note],
     qpm: float = 120.0,
@@ -131,6 +148,7 @@ class OnsetsFramesDecoder:
         frames_per_second: float = FRAMES_PER_SECOND,
         default_velocity: int = 70,
         onset_shift_frames: float = 0.0,
+        max_gap_frames: int = 0,
     ) -> None:
         self.frame_threshold = _check_threshold("frame_threshold", frame_threshold)
         self.onset_threshold = _check_threshold("onset_threshold", onset_threshold)
@@ -142,6 +160,9 @@ class OnsetsFramesDecoder:
         onset_shift_frames = _number("onset_shift_frames", onset_shift_frames)
         if not 0.0 <= onset_shift_frames < 1.0:
             raise ConfigError(f"OnsetsFramesDecoder.onset_shift_frames must be in [0, 1), got {onset_shift_frames}")
+        max_gap_frames = _number("max_gap_frames", max_gap_frames)
+        if not (max_gap_frames >= 0 and float(max_gap_frames).is_integer()):
+            raise ConfigError(f"OnsetsFramesDecoder.max_gap_frames must be a whole number >= 0, got {max_gap_frames}")
         if not min_duration_ms >= 0:
             raise ConfigError(f"OnsetsFramesDecoder.min_duration_ms must be >= 0, got {min_duration_ms}")
         if not frames_per_second > 0:
@@ -152,6 +173,7 @@ class OnsetsFramesDecoder:
         self.frames_per_second = float(frames_per_second)
         self.default_velocity = int(default_velocity)
         self.onset_shift_frames = float(onset_shift_frames)
+        self.max_gap_frames = int(max_gap_frames)
 
     def decode(
         self,
@@ -219,6 +241,7 @@ class OnsetsFramesDecoder:
                 frame_on |= active
                 onset_on = active if onset_on is None else onset_on | active
 
+        frame_on = bridge_gaps(frame_on, self.max_gap_frames)
         if offset_probs is not None and self.offset_threshold > 0:
             offset_on = _as_roll(offset_probs, "offset_probs", frames.shape) > self.offset_threshold
             cut = offset_on if onset_on is None else offset_on & ~onset_on

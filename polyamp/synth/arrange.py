@@ -55,6 +55,22 @@ _NOT_ASSIGNED = frozenset({113, *range(115, 128)})
 (breath, seashore, bird, telephone, helicopter, applause, gunshot) have no usable pitch."""
 
 
+SOUND_VARIATION_RANGES: dict[int, tuple[str, float, float]] = {
+    8: ("filter cutoff, cents", -2400.0, 0.0),
+    9: ("filter resonance, centibels", 0.0, 120.0),
+    34: ("volume attack, timecents", -600.0, 2400.0),
+    36: ("volume decay, timecents", -1200.0, 1200.0),
+    37: ("volume sustain attenuation, centibels", 0.0, 150.0),
+    38: ("volume release, timecents", -1200.0, 1200.0),
+    6: ("vibrato depth, cents", 0.0, 25.0),
+    24: ("vibrato rate, cents", -1200.0, 0.0),
+}
+"""SF2 generator number -> (what it is, low, high): the offsets ``ArrangeOptions.sound_variation``
+draws per pitched part (each generator with probability 1/2, uniform in ``variation x [low, high]``).
+A darker or more resonant filter, slower or faster attack, decay and release, a decaying sustain and
+some vibrato: how another SoundFont's sample of the same instrument may differ. Pitch is never moved."""
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class ArrangeOptions:
@@ -78,7 +94,9 @@ class ArrangeOptions:
     ``parts_range``: (low, high) or None; with a range, a piece with more than ``high`` pitched parts
     keeps a random subset of them, of a size drawn uniformly in ``[low, high]`` (drum parts are always
     kept; pieces with fewer parts keep them all). ``(2, 4)`` gives the 2-4-instrument mixes of the
-    learning checks.
+    learning checks. ``sound_variation``: 0 (off) to 1 (the full :data:`SOUND_VARIATION_RANGES`): each
+    pitched part's preset gets random SoundFont generator offsets, drawn from a generator of its own
+    (the rest of the arrangement is the same with it on or off).
     """
 
     program_strategy: str = "balanced"
@@ -91,12 +109,16 @@ class ArrangeOptions:
     gain_db_range: tuple[float, float] = (-6.0, 0.0)
     max_piece_s: float | None = 120.0
     parts_range: tuple[int, int] | None = None
+    sound_variation: float = 0.0
 
     def __post_init__(self) -> None:
         if self.program_strategy not in PROGRAM_STRATEGIES:
             raise ConfigError(
                 f"unknown program_strategy {self.program_strategy!r}; choose one of {', '.join(PROGRAM_STRATEGIES)}"
             )
+        variation = self.sound_variation
+        if not isinstance(variation, (int, float)) or not math.isfinite(variation) or not 0 <= variation <= 1:
+            raise ConfigError(f"ArrangeOptions.sound_variation must be a number in [0, 1], got {variation!r}")
         for name in ("velocity_jitter", "part_velocity_offset", "timing_jitter_ms"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -305,7 +327,26 @@ def arrange_piece(piece: Piece, options: ArrangeOptions, seed: int) -> Piece:
         notes = _arrange_notes(part, options, scale, shift, offset, rng)
         if notes:
             parts.append(dataclasses.replace(part, program=program, notes=notes, gain_db=part.gain_db + gain_db))
+    if options.sound_variation > 0:
+        sound_rng = piece_rng(seed, piece.piece_id + "\x00sound")
+        parts = [
+            part
+            if part.is_drum
+            else dataclasses.replace(part, sound_offsets=draw_sound_offsets(options.sound_variation, sound_rng))
+            for part in parts
+        ]
     return piece.replace_parts(tuple(parts))
+
+
+def draw_sound_offsets(variation: float, rng: np.random.Generator) -> tuple[tuple[int, float], ...]:
+    """Random (SF2 generator, offset) pairs for one part: each generator of :data:`SOUND_VARIATION_RANGES`
+    with probability 1/2, its offset uniform in ``variation x [low, high]``."""
+    offsets = []
+    for generator, (_, low, high) in SOUND_VARIATION_RANGES.items():
+        value = float(rng.uniform(low, high)) * variation
+        if rng.random() < 0.5 and value != 0.0:
+            offsets.append((generator, round(value, 1)))
+    return tuple(offsets)
 
 
 def parse_parts_range(text: str) -> tuple[int, int]:

@@ -72,6 +72,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "fluid_synth_noteon": (_INT, [_P, _INT, _INT, _INT]),
     "fluid_synth_noteoff": (_INT, [_P, _INT, _INT]),
     "fluid_synth_cc": (_INT, [_P, _INT, _INT, _INT]),
+    "fluid_synth_set_gen": (_INT, [_P, _INT, _INT, ctypes.c_float]),
     "fluid_synth_system_reset": (_INT, [_P]),
     "fluid_synth_all_sounds_off": (_INT, [_P, _INT]),
     "fluid_synth_get_active_voice_count": (_INT, [_P]),
@@ -320,6 +321,11 @@ class FluidSynth:
     def cc(self, channel: int, controller: int, value: int) -> None:
         """MIDI control change."""
         self._lib.fluid_synth_cc(self.handle, channel, controller, value)
+
+    def set_generator_offset(self, channel: int, generator: int, offset: float) -> None:
+        """Offset SoundFont generator ``generator`` (SF2 number, e.g. 8 = filter cutoff) by ``offset``
+        (its own units: cents, timecents or centibels) for every voice on ``channel``."""
+        self._lib.fluid_synth_set_gen(self.handle, channel, int(generator), float(offset))
 
     def all_sounds_off(self) -> None:
         """Stop every voice on every channel at the next block."""

@@ -35,6 +35,9 @@ class Part:
     is_drum: bool
     notes: tuple[NoteEvent, ...]
     gain_db: float = 0.0
+    sound_offsets: tuple[tuple[int, float], ...] = ()
+    """(SF2 generator number, offset) pairs that vary how the SoundFont's preset sounds for this part
+    (filter, envelope, vibrato; see :data:`polyamp.synth.arrange.SOUND_VARIATION_RANGES`)."""
 
     @property
     def family_name(self) -> str:

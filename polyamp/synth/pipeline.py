@@ -447,6 +447,12 @@ class _RenderAdapter:
             "duration_s": round(duration_s, 3),
             "notes": piece.num_notes,
             "stems": [
-                {"program": part.program, "is_drum": part.is_drum, "family": part.family_name} for part in piece.parts
+                {
+                    "program": part.program,
+                    "is_drum": part.is_drum,
+                    "family": part.family_name,
+                    **({"sound_offsets": [list(pair) for pair in part.sound_offsets]} if part.sound_offsets else {}),
+                }
+                for part in piece.parts
             ],
         }

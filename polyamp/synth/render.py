@@ -25,6 +25,10 @@ Effects. Reverb and chorus are time-varying and keep state, so they run once per
 separate synthesizer at the output rate that plays every note on the nearest block start and
 contributes only its effects output (wet onsets within 32 output samples of the dry ones).
 
+Sound variation. ``Part.sound_offsets`` offsets SoundFont generators (filter cutoff and resonance,
+volume envelope, vibrato) on the part's channel in the dry and the effects synthesizers alike, so
+one preset can be heard as many instruments of its kind (``ArrangeOptions.sound_variation``).
+
 Determinism. Every part is rendered by brand-new synthesizers that borrow the SoundFont parsed
 once by the renderer, and the voice slots are cleared between passes: the output depends only on
 the part, the duration and the settings, bit for bit (a MIDI reset does not clear FluidSynth's
@@ -171,6 +175,7 @@ class SoundFontRenderer:
             self.close()
             raise SoundFontError(f"SoundFont {self.soundfont_path} has no presets: pass a General MIDI SoundFont")
         self._preset_set = set(self._presets)
+        self._sound_offsets: tuple[tuple[int, float], ...] = ()  # the part being rendered
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -197,6 +202,7 @@ class SoundFontRenderer:
         else:
             num_internal = num_out
         channel, bank, program = self._channel_and_preset(part)
+        self._sound_offsets = tuple(part.sound_offsets)
         notes = self._schedule(part.notes, num_internal, self.internal_rate_hz)
         # Left and right are both added into one buffer (room to finish the last block of any phase).
         stereo_sum = np.zeros(_grid_at_or_after(num_internal, 0) + BLOCK_SAMPLES, np.float32)
@@ -356,10 +362,11 @@ class SoundFontRenderer:
             raise
         return synth, sfont_id
 
-    @staticmethod
-    def _select(synth: FluidSynth, sfont_id: int, channel: int, bank: int, program: int) -> None:
+    def _select(self, synth: FluidSynth, sfont_id: int, channel: int, bank: int, program: int) -> None:
         synth.set_drum_channel(channel, channel == DRUM_CHANNEL)
         synth.program_select(channel, sfont_id, bank, program)
+        for generator, offset in self._sound_offsets:
+            synth.set_generator_offset(channel, generator, offset)
 
     @staticmethod
     def _send(synth: FluidSynth, channel: int, event: tuple[int, int, int, int]) -> None:
