@@ -175,7 +175,6 @@ class SoundFontRenderer:
             self.close()
             raise SoundFontError(f"SoundFont {self.soundfont_path} has no presets: pass a General MIDI SoundFont")
         self._preset_set = set(self._presets)
-        self._sound_offsets: tuple[tuple[int, float], ...] = ()  # the part being rendered
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -202,12 +201,11 @@ class SoundFontRenderer:
         else:
             num_internal = num_out
         channel, bank, program = self._channel_and_preset(part)
-        self._sound_offsets = tuple(part.sound_offsets)
         notes = self._schedule(part.notes, num_internal, self.internal_rate_hz)
         # Left and right are both added into one buffer (room to finish the last block of any phase).
         stereo_sum = np.zeros(_grid_at_or_after(num_internal, 0) + BLOCK_SAMPLES, np.float32)
         if notes:
-            self._render_dry(notes, part.is_drum, channel, bank, program, stereo_sum, num_internal)
+            self._render_dry(notes, part.is_drum, channel, bank, program, part.sound_offsets, stereo_sum, num_internal)
         mono = stereo_sum[:num_internal] * np.float32(0.5)
         if resample:
             from scipy.signal import resample_poly
@@ -217,7 +215,7 @@ class SoundFontRenderer:
             # Effects run at the output rate: they need no alias-free detail, and it halves their cost.
             wet_notes = self._schedule(part.notes, num_out, self.sample_rate_hz)
             if wet_notes:
-                mono += self._render_effects(wet_notes, channel, bank, program, num_out)
+                mono += self._render_effects(wet_notes, channel, bank, program, part.sound_offsets, num_out)
         return np.ascontiguousarray(mono, dtype=np.float32)
 
     def render_note(self, program: int, pitch: int, velocity: int, note_s: float, total_s: float) -> np.ndarray:
@@ -362,10 +360,18 @@ class SoundFontRenderer:
             raise
         return synth, sfont_id
 
-    def _select(self, synth: FluidSynth, sfont_id: int, channel: int, bank: int, program: int) -> None:
+    @staticmethod
+    def _select(
+        synth: FluidSynth,
+        sfont_id: int,
+        channel: int,
+        bank: int,
+        program: int,
+        sound_offsets: tuple[tuple[int, float], ...] = (),
+    ) -> None:
         synth.set_drum_channel(channel, channel == DRUM_CHANNEL)
         synth.program_select(channel, sfont_id, bank, program)
-        for generator, offset in self._sound_offsets:
+        for generator, offset in sound_offsets:
             synth.set_generator_offset(channel, generator, offset)
 
     @staticmethod
@@ -416,6 +422,7 @@ class SoundFontRenderer:
         channel: int,
         bank: int,
         program: int,
+        sound_offsets: tuple[tuple[int, float], ...],
         stereo_sum: np.ndarray,
         num_internal: int,
     ) -> None:
@@ -428,7 +435,7 @@ class SoundFontRenderer:
                 if dirty_slots:
                     self._clear_voice_slots(synth, sfont_id, channel, bank, program, dirty_slots, scratch)
                     dirty_slots = 0
-                self._select(synth, sfont_id, channel, bank, program)
+                self._select(synth, sfont_id, channel, bank, program, sound_offsets)
                 pos = events[0][0]  # an onset of this phase: the pass's blocks start on its grid
                 for event in events:
                     sample = event[0]
@@ -449,7 +456,15 @@ class SoundFontRenderer:
         finally:
             synth.close()
 
-    def _render_effects(self, notes: list[_Note], channel: int, bank: int, program: int, num_out: int) -> np.ndarray:
+    def _render_effects(
+        self,
+        notes: list[_Note],
+        channel: int,
+        bank: int,
+        program: int,
+        sound_offsets: tuple[tuple[int, float], ...],
+        num_out: int,
+    ) -> np.ndarray:
         """Mono reverb/chorus output (``num_out`` samples at the output rate) of ``notes``, whose events
         are played on the nearest block start."""
         events = []
@@ -466,7 +481,7 @@ class SoundFontRenderer:
         try:
             # The effects input needs no fine detail: linear interpolation saves ~20 % of the voices' cost.
             synth.set_interpolation(1)
-            self._select(synth, sfont_id, channel, bank, program)
+            self._select(synth, sfont_id, channel, bank, program, sound_offsets)
             pos = 0
             silent = True  # no voice sounds and the effects output has died out
             for event in events:
