@@ -6,6 +6,7 @@ installed by CI) and checks the labels read back through the Slakh and NSynth re
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -280,3 +281,48 @@ def test_splits_renders_only_the_held_out_pieces(tmp_path: Path, polyamp_command
         text=True,
     )
     assert bad.returncode == 3 and "unknown split 'tset'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_short_loops_render_the_same_pieces_with_other_sustains(rendered, midi_folder: Path, tmp_path: Path) -> None:
+    from polyamp.synth.pipeline import synthesize_dataset
+    from polyamp.synth.short_loops import ShortLoopOptions
+
+    plain, _ = rendered
+    output = tmp_path / "short"
+    options = ShortLoopOptions(attack_s=0.02, loop_cycles=1, min_loop_s=0.0)
+    synthesize_dataset(
+        output,
+        SOUNDFONT,
+        midi_dir=midi_folder,
+        seed=7,
+        validation_fraction=0.0,
+        test_fraction=0.0,
+        arrange_options=_exact_options(),
+        pipeline_args=FAST_BEAM,
+        short_loops=options,
+    )
+    manifest = json.loads((output / "synth_manifest.json").read_text())
+    assert manifest["soundfont"] == SOUNDFONT.name
+    assert manifest["short_loops"] == {"attack_s": 0.02, "loop_cycles": 1, "min_loop_s": 0.0}
+    assert sorted(path.name for path in output.iterdir()) == ["synth_manifest.json", "train"]  # copy removed
+    mixes = sorted((output / "train").glob("*/mix.flac"))
+    assert mixes and len(mixes) == len(sorted((plain / "train").glob("*/mix.flac")))
+    for mix in mixes:
+        short_audio, _ = soundfile.read(mix)
+        plain_audio, _ = soundfile.read(plain / "train" / mix.parent.name / "mix.flac")
+        assert short_audio.shape == plain_audio.shape
+        assert not np.allclose(short_audio, plain_audio, atol=1e-3)  # same notes, other sustains
+
+
+def test_short_loops_need_an_sf2(midi_folder: Path, tmp_path: Path) -> None:
+    from polyamp.errors import ConfigError
+    from polyamp.synth.pipeline import synthesize_dataset
+    from polyamp.synth.short_loops import ShortLoopOptions
+
+    sf3 = Path("/usr/share/sounds/sf3/MuseScore_General_Full.sf3")
+    if not sf3.exists():
+        pytest.skip(f"{sf3} is not installed")
+    output = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"short loops: .*\.sf2"):
+        synthesize_dataset(output, sf3, midi_dir=midi_folder, short_loops=ShortLoopOptions(), pipeline_args=FAST_BEAM)
+    assert not any(output.iterdir())

@@ -14,6 +14,7 @@ spread over workers. With the same inputs and seed every output file is byte-ide
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -27,7 +28,8 @@ from typing import Any
 import gin
 
 from polyamp.constants import SAMPLE_RATE_HZ
-from polyamp.errors import ConfigError, DatasetError, OutputExistsError
+from polyamp.errors import ConfigError, DatasetError, OutputExistsError, SoundFontError
+from polyamp.synth.short_loops import ShortLoopOptions, write_short_loop_soundfont
 
 RELEASE_TAIL_S = 1.5
 """Audio kept after the last note-off, for release and reverb tails."""
@@ -202,6 +204,7 @@ def synthesize_dataset(
     overwrite: bool = False,
     pipeline_args: Sequence[str] | None = None,
     splits: Sequence[str] | None = None,
+    short_loops: ShortLoopOptions | None = None,
 ) -> SynthReport:
     """Renders pieces into ``<output_dir>/<split>/TrackNNNNN`` (Slakh2100 layout, 16 kHz FLAC).
 
@@ -210,7 +213,10 @@ def synthesize_dataset(
     (4 s notes, family labels) to ``<output_dir>/nsynth/``. ``splits`` (e.g. ``["test"]``) renders
     only the pieces of those splits, so held-out pieces can be rendered with another SoundFont
     without rendering the training pieces. Unreadable sources are skipped and reported. Refuses a
-    non-empty ``output_dir`` unless ``overwrite``.
+    non-empty ``output_dir`` unless ``overwrite``. ``short_loops`` (a
+    :class:`~polyamp.synth.short_loops.ShortLoopOptions`) renders with a short-loop copy of the SF2
+    ``soundfont`` (written to a temporary folder in ``output_dir`` and removed afterwards; the
+    manifest records the options).
     """
     from polyamp.synth.arrange import ArrangeOptions
     from polyamp.synth.render import SoundFontRenderer
@@ -232,7 +238,74 @@ def synthesize_dataset(
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise OutputExistsError(f"output folder is not empty: {output_dir} (use --overwrite to replace its tracks)")
     output_dir.mkdir(parents=True, exist_ok=True)
+    with _rendering_soundfont(soundfont, short_loops, output_dir) as rendering_soundfont:
+        tracks, skipped, nsynth_written = _render_all(
+            output_dir,
+            rendering_soundfont,
+            midi_dir=midi_dir,
+            corpus=corpus,
+            corpus_include=corpus_include,
+            minutes=minutes,
+            max_pieces=max_pieces,
+            seed=seed,
+            fractions=(validation_fraction, test_fraction),
+            sample_rate_hz=sample_rate_hz,
+            nsynth_notes=nsynth_notes,
+            arrange_options=arrange_options,
+            overwrite=overwrite,
+            pipeline_args=pipeline_args,
+            splits=splits,
+            settings=settings,
+        )
+    tracks.sort(key=lambda track: track["track"])
+    manifest = {"seed": seed, "soundfont": os.path.basename(soundfont), "tracks": tracks}
+    if short_loops is not None:
+        manifest["short_loops"] = dataclasses.asdict(short_loops)
+    from polyamp.fileio import atomic_write_text
 
+    atomic_write_text(output_dir / MANIFEST_NAME, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return SynthReport(output_dir=output_dir, tracks=tracks, skipped=skipped, nsynth_notes=nsynth_written)
+
+
+@contextlib.contextmanager
+def _rendering_soundfont(
+    soundfont: str, short_loops: ShortLoopOptions | None, output_dir: pathlib.Path
+) -> Iterator[str]:
+    """``soundfont`` itself, or (``short_loops`` given) a short-loop copy of it under the same file name
+    in a temporary folder of ``output_dir``, removed when the block ends."""
+    if short_loops is None:
+        yield soundfont
+        return
+    with tempfile.TemporaryDirectory(prefix=".short-loops-", dir=output_dir) as folder:
+        copy = pathlib.Path(folder) / os.path.basename(soundfont)
+        try:
+            write_short_loop_soundfont(soundfont, copy, short_loops)
+        except SoundFontError as error:
+            raise ConfigError(f"short loops: {error}") from None
+        yield str(copy)
+
+
+def _render_all(
+    output_dir: pathlib.Path,
+    soundfont: str,
+    *,
+    midi_dir: str | os.PathLike[str] | None,
+    corpus: bool,
+    corpus_include: Sequence[str] | None,
+    minutes: float | None,
+    max_pieces: int | None,
+    seed: int,
+    fractions: tuple[float, float],
+    sample_rate_hz: int,
+    nsynth_notes: int,
+    arrange_options: Any,
+    overwrite: bool,
+    pipeline_args: Sequence[str] | None,
+    splits: Sequence[str] | None,
+    settings: dict[str, Any],
+) -> tuple[list[dict[str, Any]], list[str], int]:
+    """Renders the pieces (and the NSynth-style notes) with ``soundfont``: ``(tracks, skipped, notes)``."""
+    validation_fraction, test_fraction = fractions
     candidates = list_sources(midi_dir, corpus, corpus_include, seed)
     if splits:
         candidates = sources_in_splits(candidates, splits, validation_fraction, test_fraction)
@@ -287,12 +360,7 @@ def synthesize_dataset(
             settings=settings,
         )
         skipped += nsynth_skipped
-    tracks.sort(key=lambda track: track["track"])
-    manifest = {"seed": seed, "soundfont": os.path.basename(soundfont), "tracks": tracks}
-    from polyamp.fileio import atomic_write_text
-
-    atomic_write_text(output_dir / MANIFEST_NAME, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return SynthReport(output_dir=output_dir, tracks=tracks, skipped=skipped, nsynth_notes=nsynth_written)
+    return tracks, skipped, nsynth_written
 
 
 def _next_batch(

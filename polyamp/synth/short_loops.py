@@ -22,6 +22,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import gin
 import numpy as np
 
 from polyamp.errors import SoundFontError
@@ -36,6 +37,7 @@ _MIN_LOOP_SAMPLES = 32
 _GUARD_SAMPLES = 8
 
 
+@gin.configurable
 @dataclass(frozen=True)
 class ShortLoopOptions:
     """How the loops are cut.
