@@ -64,6 +64,8 @@ def melodic_decoder(hparams: Any, postprocessor: str = "onsets_frames", **overri
         "min_duration_ms": hparams.min_duration_ms,
         "onset_shift_frames": hparams.predict_onset_shift_frames,
         "max_gap_frames": hparams.predict_max_gap_frames,
+        "max_dip_frames": hparams.predict_max_dip_frames,
+        "dip_floor": hparams.predict_dip_floor,
     }
     unknown = sorted(set(overrides) - set(arguments))
     if unknown:

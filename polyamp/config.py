@@ -62,6 +62,10 @@ class MelodicHParams:
     # A sounding note's frames may dip below the frame threshold for up to this many frames (32 ms
     # each) without ending it, unless an onset resumes it (polyamp.decode.onsets_frames, rule 2).
     predict_max_gap_frames: int = 3
+    # Longer dips, up to this many frames, are bridged too while the frame probability stays at or above
+    # predict_dip_floor and no onset fires (rule 2; decaying piano notes). 0 turns it off.
+    predict_max_dip_frames: int = 16
+    predict_dip_floor: float = 0.1
     # Architecture (one conv stack per head, as in Onsets and Frames, unless share_conv_features).
     share_conv_features: bool = False
     num_filters: tuple[int, ...] = (48, 48, 96)

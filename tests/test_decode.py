@@ -11,6 +11,7 @@ import pytest
 from polyamp.decode.onsets_frames import (
     Note,
     OnsetsFramesDecoder,
+    bridge_dips,
     bridge_gaps,
     decode_label_rolls,
     notes_to_sequence,
@@ -159,6 +160,49 @@ def test_short_frame_dips_do_not_end_a_note_but_onsets_and_offsets_still_do():
     for bad in (-1, 1.5, "two"):
         with pytest.raises(ConfigError, match="max_gap_frames"):
             OnsetsFramesDecoder(max_gap_frames=bad)
+
+
+def _sagging_note(dip_value: float, dip=range(20, 30)):
+    """A note at middle C: onset at frame 10, frames 0.9 on 10-40 except ``dip`` frames at ``dip_value``."""
+    frames, onsets, offsets = rolls(frames=range(10, 40), onsets=[10])
+    frames[list(dip), ROW] = dip_value
+    return frames, onsets, offsets
+
+
+def test_long_dips_are_bridged_only_above_the_floor_and_without_onsets():
+    sagging = _sagging_note(0.3)
+    assert spans(OnsetsFramesDecoder(max_gap_frames=3).decode(*sagging)) == [(60, 10, 20)]
+    decoder = OnsetsFramesDecoder(max_gap_frames=3, max_dip_frames=16, dip_floor=0.1)
+    assert spans(decoder.decode(*sagging)) == [(60, 10, 40)]  # one note: the sag is not a release
+    assert spans(OnsetsFramesDecoder(max_dip_frames=9, dip_floor=0.1).decode(*sagging)) == [(60, 10, 20)]  # too long
+    silence = _sagging_note(0.05)
+    assert spans(decoder.decode(*silence)) == [(60, 10, 20)]  # below the floor: a release
+    partly = _sagging_note(0.3)
+    partly[0][25, ROW] = 0.0
+    assert spans(decoder.decode(*partly)) == [(60, 10, 20)]  # one frame under the floor is enough
+    struck_in_dip = _sagging_note(0.3)
+    struck_in_dip[1][25, ROW] = 0.55  # an onset (not confident enough to force the frame on) in the dip
+    assert spans(decoder.decode(*struck_in_dip)) == [(60, 10, 20)]
+    struck_after = _sagging_note(0.3)
+    struck_after[1][30, ROW] = 0.9  # struck again as the frames come back: two notes, the first released
+    assert spans(decoder.decode(*struck_after)) == [(60, 10, 20), (60, 30, 40)]
+    cut = _sagging_note(0.3)
+    cut[2][15, ROW] = 0.9  # an offset before the dip still ends the note there
+    assert spans(decoder.decode(*cut)) == [(60, 10, 15)]
+
+
+def test_bridge_dips_leaves_edges_and_other_pitches_alone():
+    active = np.zeros((12, 2), bool)
+    active[[2, 8], 0] = True
+    active[[0, 1], 1] = True  # nothing after: the trailing frames are not a dip
+    probs = np.full((12, 2), 0.3, np.float32)
+    bridged = bridge_dips(active, probs, None, 8, 0.1)
+    assert np.flatnonzero(bridged[:, 0]).tolist() == list(range(2, 9))
+    assert np.flatnonzero(bridged[:, 1]).tolist() == [0, 1]
+    assert bridge_dips(active, probs, None, 0, 0.1) is active
+    for bad in ({"max_dip_frames": -1}, {"max_dip_frames": 2.5}, {"dip_floor": 1.0}, {"dip_floor": -0.1}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            OnsetsFramesDecoder(**bad)
 
 
 def test_melodic_components_decode_at_the_frame_centre_by_default():

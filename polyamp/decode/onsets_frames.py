@@ -11,6 +11,11 @@ Rules, per pitch (row = MIDI pitch - 21), frame ``t`` at time ``start_time_s + t
    followed by an onset still starts a new note by rule 3). Then offsets cut notes: ``frame_on`` is
    cleared where ``offset > offset_threshold``, except on onset frames, so an offset never removes
    the onset frame of the next note. Bridging comes first, so it never joins across an offset.
+   Longer dips, of at most ``max_dip_frames`` frames, are bridged too when the frame probability
+   stays at or above ``dip_floor`` all through the dip and no onset fires in it: a decaying piano
+   note whose probability sags below ``frame_threshold`` for a few hundred ms and comes back is
+   still one note (its reference end is its key release), while a silence, or a repeated note, is
+   not bridged.
 3. A note starts at the first frame of every run where ``frame_on`` and ``onset_on`` both hold.
    It lasts while ``frame_on`` holds, and a new such run on the same pitch ends it and starts a
    new note (re-articulation). ``frame_on`` frames that no onset reaches are ignored.
@@ -102,6 +107,30 @@ def bridge_gaps(active: np.ndarray, max_gap_frames: int) -> np.ndarray:
     return active | gap
 
 
+def bridge_dips(
+    active: np.ndarray, frames: np.ndarray, onset_on: np.ndarray | None, max_dip_frames: int, dip_floor: float
+) -> np.ndarray:
+    """``active`` bool [T, P] with every run of at most ``max_dip_frames`` inactive frames between two
+    active frames of the same column set active if ``frames`` (probabilities [T, P]) stay >= ``dip_floor``
+    and ``onset_on`` (bool [T, P] or None) is off all through the run and on the active frame after it
+    (a note struck again after a dip is two notes, the first ending where the dip starts)."""
+    if max_dip_frames <= 0 or active.shape[0] < 3:
+        return active
+    num_frames = active.shape[0]
+    index = np.arange(num_frames)[:, None]
+    last_on = np.maximum.accumulate(np.where(active, index, -1), axis=0)
+    next_on = np.minimum.accumulate(np.where(active, index, num_frames)[::-1], axis=0)[::-1]
+    dip = (last_on >= 0) & (next_on < num_frames) & (next_on - last_on - 1 <= max_dip_frames) & ~active
+    breaks = frames < dip_floor
+    if onset_on is not None:
+        breaks = breaks | onset_on
+    last_break = np.maximum.accumulate(np.where(breaks, index, -1), axis=0)
+    # A dip [last_on + 1, next_on) and the frame after it hold no break iff the last break up to next_on
+    # is at or before last_on.
+    last_break_in_dip = np.take_along_axis(last_break, np.clip(next_on, 0, num_frames - 1), axis=0)
+    return active | (dip & (last_break_in_dip <= last_on))
+
+
 def notes_to_sequence(
     notes: Iterable[Note],
     qpm: float = 120.0,
@@ -149,6 +178,8 @@ class OnsetsFramesDecoder:
         default_velocity: int = 70,
         onset_shift_frames: float = 0.0,
         max_gap_frames: int = 0,
+        max_dip_frames: int = 0,
+        dip_floor: float = 0.1,
     ) -> None:
         self.frame_threshold = _check_threshold("frame_threshold", frame_threshold)
         self.onset_threshold = _check_threshold("onset_threshold", onset_threshold)
@@ -163,6 +194,12 @@ class OnsetsFramesDecoder:
         max_gap_frames = _number("max_gap_frames", max_gap_frames)
         if not (max_gap_frames >= 0 and float(max_gap_frames).is_integer()):
             raise ConfigError(f"OnsetsFramesDecoder.max_gap_frames must be a whole number >= 0, got {max_gap_frames}")
+        max_dip_frames = _number("max_dip_frames", max_dip_frames)
+        if not (max_dip_frames >= 0 and float(max_dip_frames).is_integer()):
+            raise ConfigError(f"OnsetsFramesDecoder.max_dip_frames must be a whole number >= 0, got {max_dip_frames}")
+        dip_floor = _number("dip_floor", dip_floor)
+        if not 0.0 <= dip_floor < 1.0:
+            raise ConfigError(f"OnsetsFramesDecoder.dip_floor must be in [0, 1), got {dip_floor}")
         if not min_duration_ms >= 0:
             raise ConfigError(f"OnsetsFramesDecoder.min_duration_ms must be >= 0, got {min_duration_ms}")
         if not frames_per_second > 0:
@@ -174,6 +211,8 @@ class OnsetsFramesDecoder:
         self.default_velocity = int(default_velocity)
         self.onset_shift_frames = float(onset_shift_frames)
         self.max_gap_frames = int(max_gap_frames)
+        self.max_dip_frames = int(max_dip_frames)
+        self.dip_floor = float(dip_floor)
 
     def decode(
         self,
@@ -242,6 +281,7 @@ class OnsetsFramesDecoder:
                 onset_on = active if onset_on is None else onset_on | active
 
         frame_on = bridge_gaps(frame_on, self.max_gap_frames)
+        frame_on = bridge_dips(frame_on, frames, onset_on, self.max_dip_frames, self.dip_floor)
         if offset_probs is not None and self.offset_threshold > 0:
             offset_on = _as_roll(offset_probs, "offset_probs", frames.shape) > self.offset_threshold
             cut = offset_on if onset_on is None else offset_on & ~onset_on
