@@ -148,6 +148,14 @@ def write_text_atomic(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
+def display_path(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bp_python = basic_pitch_python(args.basic_pitch_venv)
@@ -211,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = {"date_utc": utc_now(), "command": command_line(argv), **machine_description()}
     meta["load_average_1min_before_after"] = load_average  # other work on the machine skews the timings
+    meta["json_out"] = display_path(args.json_out)
     results = build_results(meta, manifest, runs, walls, multi=args.polyamp_model_type == "full")
     write_text_atomic(args.json_out, json.dumps(results, indent=1) + "\n")
     page = render_page(results)

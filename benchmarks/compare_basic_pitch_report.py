@@ -15,6 +15,7 @@ Metrics go through PolyAMP's own code so the figures mean what ``polyamp eval`` 
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -327,11 +328,14 @@ def render_page(results: dict[str, Any]) -> str:
         else ""
     )
     family_line = per_family_line(results["scores"]["polyamp"].get("ensemble", {}))
-    return f"""# PolyAMP vs Basic Pitch
+    soundfont_name = os.path.basename(config["soundfont"])
+    json_path = meta.get("json_out", "benchmarks/results/compare_basic_pitch.json")
+    return f"""# PolyAMP vs Basic Pitch: {soundfont_name}
 
 This page is written by `benchmarks/compare_basic_pitch.py` (issue 6, "side-by-side benchmark"); do not
 edit it by hand, run the benchmark again. Both systems transcribed the same clips on the same machine in
-one run, one after the other, each in its own process.
+one run, one after the other, each in its own process. The benchmark runs once per held-out SoundFont;
+each run writes its own page.
 
 Run: {meta["date_utc"]} on {meta["machine"]}.{load_note}
 
@@ -400,7 +404,7 @@ multi-instrument metrics score its notes per family.
 * peak memory: `ru_maxrss` of each system's own process at the end of its run (model and all clips).
 
 Both systems use their default number of CPU threads on this {meta["cpu_count"]}-core machine.
-Full results, per clip, are in `benchmarks/results/compare_basic_pitch.json`.
+Full results, per clip, are in `{json_path}`.
 
 ## Reproduce
 
