@@ -337,6 +337,7 @@ def transcribe(
         threshold_overrides,
         transcribe_batch,
     )
+    from polyamp.config import parse_hparams_json
     from polyamp.errors import ConfigError, InputFileError
     from polyamp.pretrained import choose_model
     from polyamp.transcription import expand_audio_inputs
@@ -369,6 +370,7 @@ def transcribe(
     check_output_options(options)
     planned, left_out = plan_batch(inputs, options)
     hparams_json = merge_hparams_json(hparams, thresholds)
+    parse_hparams_json(model_type, hparams_json)  # unknown names fail even when every output exists
     sonifier = open_sonifier(options, sonify_soundfont, sonify_sample_rate)  # configuration fails before any file
     if choice.pretrained is not None:
         typer.echo(f"using the {choice.pretrained.describe()}, model type {model_type}", err=True)

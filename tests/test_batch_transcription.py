@@ -94,6 +94,9 @@ def test_batch_reports_broken_files_then_resumes_and_overwrites(
     assert done.exit_code == 0, done.output
     assert "transcribed 0, skipped 4 (outputs exist), failed 0 of 4" in done.stdout
     assert len(loads) == loaded and _snapshot(out) == after
+    misspelt = _invoke([*args, "--hparams", '{"predict_onset_treshold": 0.3}'])  # still checked, still not loaded
+    assert misspelt.exit_code == 3 and "predict_onset_treshold" in misspelt.output
+    assert len(loads) == loaded and _snapshot(out) == after
 
 
 def test_missing_outputs_are_added_and_existing_ones_kept(sensitive_model, clip: Path, tmp_path: Path) -> None:
