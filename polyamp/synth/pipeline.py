@@ -229,6 +229,8 @@ def synthesize_dataset(
     if validation_fraction < 0 or test_fraction < 0 or validation_fraction + test_fraction > 1:
         raise ConfigError("validation and test fractions must be >= 0 and sum to at most 1")
     soundfont = str(soundfont)
+    if short_loops is not None and pathlib.Path(soundfont).suffix.lower() != ".sf2":
+        raise ConfigError(f"short loops: need an uncompressed .sf2 SoundFont, got {os.path.basename(soundfont)}")
     settings = render_settings()
     with SoundFontRenderer(soundfont, sample_rate_hz=sample_rate_hz, **settings):
         pass  # a missing FluidSynth or a bad SoundFont fails here, once, before any worker starts
