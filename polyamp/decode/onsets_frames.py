@@ -94,17 +94,25 @@ def _check_threshold(name: str, value: float) -> float:
     return value
 
 
+def _inner_runs(active: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(runs, last_on, next_on)`` for ``active`` bool [T, P]: ``runs`` marks the inactive frames of runs of at
+    most ``max_frames`` frames between two active frames of the same column; ``last_on`` / ``next_on`` int
+    [T, P] are the nearest active frame at or before / at or after each frame (-1 / T where there is none)."""
+    num_frames = active.shape[0]
+    index = np.arange(num_frames)[:, None]
+    last_on = np.maximum.accumulate(np.where(active, index, -1), axis=0)
+    next_on = np.minimum.accumulate(np.where(active, index, num_frames)[::-1], axis=0)[::-1]
+    runs = (last_on >= 0) & (next_on < num_frames) & (next_on - last_on - 1 <= max_frames) & ~active
+    return runs, last_on, next_on
+
+
 def bridge_gaps(active: np.ndarray, max_gap_frames: int) -> np.ndarray:
     """``active`` bool [T, P] with every run of at most ``max_gap_frames`` inactive frames that lies
     between two active frames of the same column set active (runs touching either end stay off)."""
     if max_gap_frames <= 0 or active.shape[0] < 3:
         return active
-    num_frames = active.shape[0]
-    index = np.arange(num_frames)[:, None]
-    last_on = np.maximum.accumulate(np.where(active, index, -1), axis=0)
-    next_on = np.minimum.accumulate(np.where(active, index, num_frames)[::-1], axis=0)[::-1]
-    gap = (last_on >= 0) & (next_on < num_frames) & (next_on - last_on - 1 <= max_gap_frames)
-    return active | gap
+    gaps, _, _ = _inner_runs(active, max_gap_frames)
+    return active | gaps
 
 
 def bridge_dips(
@@ -116,19 +124,16 @@ def bridge_dips(
     (a note struck again after a dip is two notes, the first ending where the dip starts)."""
     if max_dip_frames <= 0 or active.shape[0] < 3:
         return active
-    num_frames = active.shape[0]
-    index = np.arange(num_frames)[:, None]
-    last_on = np.maximum.accumulate(np.where(active, index, -1), axis=0)
-    next_on = np.minimum.accumulate(np.where(active, index, num_frames)[::-1], axis=0)[::-1]
-    dip = (last_on >= 0) & (next_on < num_frames) & (next_on - last_on - 1 <= max_dip_frames) & ~active
+    dips, last_on, next_on = _inner_runs(active, max_dip_frames)
     breaks = frames < dip_floor
     if onset_on is not None:
         breaks = breaks | onset_on
+    index = np.arange(active.shape[0])[:, None]
     last_break = np.maximum.accumulate(np.where(breaks, index, -1), axis=0)
     # A dip [last_on + 1, next_on) and the frame after it hold no break iff the last break up to next_on
     # is at or before last_on.
-    last_break_in_dip = np.take_along_axis(last_break, np.clip(next_on, 0, num_frames - 1), axis=0)
-    return active | (dip & (last_break_in_dip <= last_on))
+    last_break_in_dip = np.take_along_axis(last_break, np.clip(next_on, 0, active.shape[0] - 1), axis=0)
+    return active | (dips & (last_break_in_dip <= last_on))
 
 
 def notes_to_sequence(
