@@ -241,24 +241,60 @@ def synthesize_dataset(
         raise OutputExistsError(f"output folder is not empty: {output_dir} (use --overwrite to replace its tracks)")
     output_dir.mkdir(parents=True, exist_ok=True)
     with _rendering_soundfont(soundfont, short_loops, output_dir) as rendering_soundfont:
-        tracks, skipped, nsynth_written = _render_all(
-            output_dir,
-            rendering_soundfont,
-            midi_dir=midi_dir,
-            corpus=corpus,
-            corpus_include=corpus_include,
-            minutes=minutes,
-            max_pieces=max_pieces,
-            seed=seed,
-            fractions=(validation_fraction, test_fraction),
-            sample_rate_hz=sample_rate_hz,
-            nsynth_notes=nsynth_notes,
-            arrange_options=arrange_options,
-            overwrite=overwrite,
-            pipeline_args=pipeline_args,
-            splits=splits,
-            settings=settings,
-        )
+        candidates = list_sources(midi_dir, corpus, corpus_include, seed)
+        if splits:
+            candidates = sources_in_splits(candidates, splits, validation_fraction, test_fraction)
+        budget_s = None if minutes is None else minutes * 60.0
+        tracks: list[dict[str, Any]] = []
+        skipped: list[str] = []
+        next_rank = 0
+        mean_piece_s = ESTIMATED_PIECE_S
+        while next_rank < len(candidates):
+            remaining_s = None if budget_s is None else budget_s - sum(track["duration_s"] for track in tracks)
+            remaining_pieces = None if max_pieces is None else max_pieces - len(tracks)
+            if (remaining_s is not None and remaining_s <= 0) or remaining_pieces == 0:
+                break
+            batch = _next_batch(candidates, next_rank, remaining_s, remaining_pieces, mean_piece_s)
+            next_rank = batch[-1].rank + 1
+            rendered, batch_skipped, reached = _render_round(
+                batch,
+                remaining_s,
+                remaining_pieces,
+                first_number=len(tracks) + 1,
+                output_dir=output_dir,
+                soundfont=rendering_soundfont,
+                seed=seed,
+                fractions=(validation_fraction, test_fraction),
+                sample_rate_hz=sample_rate_hz,
+                arrange_options=arrange_options,
+                overwrite=overwrite,
+                pipeline_args=pipeline_args,
+                settings=settings,
+            )
+            tracks += rendered
+            skipped += batch_skipped
+            if rendered:
+                mean_piece_s = max(5.0, sum(track["duration_s"] for track in tracks) / len(tracks))
+            if reached:
+                break
+        if not tracks:
+            first = f": {skipped[0]}" if skipped else ""
+            raise DatasetError(f"no piece could be rendered ({len(skipped)} skipped{first})")
+        nsynth_written = 0
+        if nsynth_notes > 0:
+            from polyamp.synth.nsynth_set import render_nsynth_set
+
+            nsynth_written, nsynth_skipped = render_nsynth_set(
+                output_dir / "nsynth",
+                rendering_soundfont,
+                nsynth_notes,
+                seed,
+                sample_rate_hz,
+                pipeline_args,
+                overwrite=overwrite,
+                settings=settings,
+            )
+            skipped += nsynth_skipped
     tracks.sort(key=lambda track: track["track"])
     manifest = {"seed": seed, "soundfont": os.path.basename(soundfont), "tracks": tracks}
     if short_loops is not None:
@@ -285,84 +321,6 @@ def _rendering_soundfont(
         except SoundFontError as error:
             raise ConfigError(f"short loops: {error}") from None
         yield str(copy)
-
-
-def _render_all(
-    output_dir: pathlib.Path,
-    soundfont: str,
-    *,
-    midi_dir: str | os.PathLike[str] | None,
-    corpus: bool,
-    corpus_include: Sequence[str] | None,
-    minutes: float | None,
-    max_pieces: int | None,
-    seed: int,
-    fractions: tuple[float, float],
-    sample_rate_hz: int,
-    nsynth_notes: int,
-    arrange_options: Any,
-    overwrite: bool,
-    pipeline_args: Sequence[str] | None,
-    splits: Sequence[str] | None,
-    settings: dict[str, Any],
-) -> tuple[list[dict[str, Any]], list[str], int]:
-    """Renders the pieces (and the NSynth-style notes) with ``soundfont``: ``(tracks, skipped, notes)``."""
-    validation_fraction, test_fraction = fractions
-    candidates = list_sources(midi_dir, corpus, corpus_include, seed)
-    if splits:
-        candidates = sources_in_splits(candidates, splits, validation_fraction, test_fraction)
-    budget_s = None if minutes is None else minutes * 60.0
-    tracks: list[dict[str, Any]] = []
-    skipped: list[str] = []
-    next_rank = 0
-    mean_piece_s = ESTIMATED_PIECE_S
-    while next_rank < len(candidates):
-        remaining_s = None if budget_s is None else budget_s - sum(track["duration_s"] for track in tracks)
-        remaining_pieces = None if max_pieces is None else max_pieces - len(tracks)
-        if (remaining_s is not None and remaining_s <= 0) or remaining_pieces == 0:
-            break
-        batch = _next_batch(candidates, next_rank, remaining_s, remaining_pieces, mean_piece_s)
-        next_rank = batch[-1].rank + 1
-        rendered, batch_skipped, reached = _render_round(
-            batch,
-            remaining_s,
-            remaining_pieces,
-            first_number=len(tracks) + 1,
-            output_dir=output_dir,
-            soundfont=soundfont,
-            seed=seed,
-            fractions=(validation_fraction, test_fraction),
-            sample_rate_hz=sample_rate_hz,
-            arrange_options=arrange_options,
-            overwrite=overwrite,
-            pipeline_args=pipeline_args,
-            settings=settings,
-        )
-        tracks += rendered
-        skipped += batch_skipped
-        if rendered:
-            mean_piece_s = max(5.0, sum(track["duration_s"] for track in tracks) / len(tracks))
-        if reached:
-            break
-    if not tracks:
-        first = f": {skipped[0]}" if skipped else ""
-        raise DatasetError(f"no piece could be rendered ({len(skipped)} skipped{first})")
-    nsynth_written = 0
-    if nsynth_notes > 0:
-        from polyamp.synth.nsynth_set import render_nsynth_set
-
-        nsynth_written, nsynth_skipped = render_nsynth_set(
-            output_dir / "nsynth",
-            soundfont,
-            nsynth_notes,
-            seed,
-            sample_rate_hz,
-            pipeline_args,
-            overwrite=overwrite,
-            settings=settings,
-        )
-        skipped += nsynth_skipped
-    return tracks, skipped, nsynth_written
 
 
 def _next_batch(
